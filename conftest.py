@@ -1,0 +1,6 @@
+"""Wiring only: the gates' fixtures and hooks live in fixtures/."""
+
+pytest_plugins = [
+    "fixtures.ssot",
+    "fixtures.evidence",
+]

@@ -1,0 +1,1 @@
+"""opsverify: drift gates for a homelab media stack."""

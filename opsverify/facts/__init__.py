@@ -1,0 +1,1 @@
+"""Fact collection: hosts over SSH, APIs over HTTPS; cached, saved and replayed."""
