@@ -3,4 +3,5 @@
 pytest_plugins = [
     "fixtures.ssot",
     "fixtures.evidence",
+    "fixtures.facts",
 ]

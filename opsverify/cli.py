@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import pkgutil
 import sys
 
-# Modules that define `register(subparsers)`; each adds one command with `func=run(args) -> int`.
-COMMANDS = [
-    "opsverify.commands.ssot_check",
-]
+from opsverify import commands, netguard
+
+# Commands people reach for first are listed first in --help.
+ORDER = ["verify", "demo", "lab", "soak", "ssot_check"]
 
 EXIT_CODES = """exit codes:
   0  every gate passed
@@ -24,12 +26,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="opsverify: drift gates for the media stack, checked against the SSOT.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        importlib.import_module(name).register(sub)
+    # Every module in opsverify/commands defines `register(subparsers)`, adding one command
+    # whose `func(args) -> int` is its exit code.
+    names = [m.name for m in pkgutil.iter_modules(commands.__path__)]
+    for name in sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
+        importlib.import_module(f"opsverify.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    if os.environ.get(netguard.ENV) == "1":
+        netguard.install()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

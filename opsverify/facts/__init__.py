@@ -1,1 +1,59 @@
-"""Fact collection: hosts over SSH, APIs over HTTPS; cached, saved and replayed."""
+"""Fact collection: hosts over SSH, APIs over HTTP(S); cached, saved and replayed.
+
+Collectors produce facts; gates compare them with the SSOT. This is the contract between the
+two: one JSON object per *source*, saved by `--save-facts DIR` as DIR/<source>.json (":" -> "-")
+and replayed by `--facts DIR`. A source that could not be asked is saved as
+{"unreachable": "<reason>"}. Facts never hold a secret value: secrets are reported by name,
+and config files by the values of the keys the SSOT names (never a key that names a secret).
+
+host:<name>  (one remote command per host; see opsverify/facts/commands.py)
+    hostname:    str                               # `hostname` of the host
+    tailscale:   {ok: bool, error: str|None, backend_state: str|None, ips: [str],
+                  online: bool|None}
+    mounts:      [{source, target, fstype, options: [str]}]      # /proc/mounts, unescaped
+    fstab:       [{source, target, fstype, options: [str], line: int}]
+    docker:      {ok: bool, error: str|None, containers: [{
+                    name, id, image,                      # image = Config.Image as deployed
+                    state,                                # created|running|restarting|exited|...
+                    restarting: bool, restart_count: int, started_at: str, finished_at: str,
+                    has_healthcheck: bool, health: "healthy"|"unhealthy"|"starting"|None,
+                    env: {NAME: value}                    # only the names the SSOT pins
+                 }]}
+    stacks:      {<stack>: {directory, exists: bool,
+                    plaintext_files: [{path, keys: [SSOT secret key names found in it]}],
+                    compose: {path, exists: bool, error: str|None,
+                              secrets: {KEY: {kind: "reference"|"literal", line: int}}}}}
+                                                          # only SSOT secret keys, never values
+    stale_refs:  [{address, file, line: int|None, table: str|None, row: int|None,
+                   column: str|None}]                     # where a retired address appears
+    scan:        {roots: [str], files: int, bytes: int, skipped: [{path, reason}]}
+    config:      {<check name>: {file, ok: bool, error: str|None,
+                                 values: {<key path>: [values found]}}}
+    zfs:         {ok: bool, error: str|None, datasets: [str]}   # Proxmox host only
+    duration_s:  float
+
+cloudflare
+    zone:    {id, name, account_id}
+    tunnel:  {id, version, ingress: [{hostname: str|None, service: str, path: str|None}]}
+    dns:     [{name, type, content, proxied: bool}]
+
+infisical
+    paths:   {<secret path>: {keys: [str]}}               # names only (viewSecretValue=false)
+
+proxmox
+    node:    str
+    vms:     {<vmid as str>: {exists: bool, status: str|None, qmpstatus: str|None,
+                              onboot: int|None, name: str|None}}
+
+prometheus
+    targets: [{job, instance, health, scrape_url, last_error}]
+    rules:   {<rule name>: {ok: bool, error: str|None, values: [float]}}
+
+http
+    probes:  {<probe name>: {url, status: int|None, error: str|None, elapsed_s: float,
+                             body: str|None,              # only when the SSOT expects a body
+                             json: {<key path>: value},   # only the SSOT's expected keys
+                             json_keys: {<key path>: bool}}}
+    routes:  {<hostname>: {url, status: int|None, location: str|None, error: str|None,
+                           elapsed_s: float}}             # redirects never followed
+"""

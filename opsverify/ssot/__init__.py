@@ -15,7 +15,7 @@ from .integrity import RULES, check
 from .loader import Problem, SourceFile, SsotInvalid, load_schemas, parse_file, schema_problems
 from .model import Ssot
 
-__all__ = ["DEFAULT_DIR", "Problem", "RULES", "Ssot", "SsotInvalid", "load", "load_files"]
+__all__ = ["DEFAULT_DIR", "RULES", "Problem", "Ssot", "SsotInvalid", "load", "load_files"]
 
 # The SSOT shipped with the project; OPSVERIFY_SSOT or --ssot point elsewhere.
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "ssot"
@@ -73,18 +73,20 @@ def load_files(root: Path) -> tuple[dict[str, SourceFile], list[Problem]]:
     return files, problems
 
 
-def load(root: Path | str | None = None) -> Ssot:
-    """Load the SSOT at root (default: the shipped one); raise SsotInvalid listing every problem."""
+def load(root: Path | str | None = None, *, strict: bool = True) -> Ssot:
+    """Load the SSOT at root (default: the shipped one); raise SsotInvalid listing every problem.
+
+    With strict=False, only unreadable or schema-invalid files raise; broken references are
+    left in `ssot.problems` so the ssot gate family can report them beside host drift.
+    """
     root = Path(root) if root is not None else default_dir()
     files, problems = load_files(root)
     if problems:
         raise SsotInvalid(problems)
     doc = {k: v for src in files.values() for k, v in src.data.items()}
     ssot = Ssot(root, files, doc)
-    try:
-        problems = check(ssot)
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a gap no schema closed
-        problems = [Problem(_shown(root), 0, "", f"inconsistent SSOT: {exc!r}")]
-    if problems:
+    problems = check(ssot)
+    ssot.problems = problems
+    if problems and strict:
         raise SsotInvalid(problems)
     return ssot

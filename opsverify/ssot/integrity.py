@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
+
+from opsverify.redact import SECRET_NAME
 
 from .loader import Problem, json_path
 from .model import Ssot
@@ -150,6 +153,10 @@ def wiring_resolves(ssot: Ssot) -> Iterator[Problem]:
             src, dst = ssot.container(chk.source), ssot.container(chk.target)
             if src and dst:
                 yield from _address_form(ssot, stem_path, chk, src, dst)
+        for key in chk.keys:
+            if SECRET_NAME.search(key):
+                yield _at(ssot, "wiring", stem_path + ("keys", key),
+                          "names a secret; wiring reads addresses and settings, never secrets")
         if chk.format == "sqlite" and not (chk.table and chk.row):
             yield _at(ssot, "wiring", stem_path, "a sqlite check needs `table` and `row`")
         if chk.host in ssot.hosts and not any(
@@ -162,7 +169,7 @@ def _address_form(ssot: Ssot, path: tuple, chk: Any, src: Any, dst: Any) -> Iter
     if src.host == dst.host:
         want, ports, how = dst.name, {p.container for p in dst.ports}, "Docker DNS name"
     else:
-        want = ssot.hosts[dst.host].tailscale_ip
+        want = getattr(ssot.hosts.get(dst.host), "tailscale_ip", None)
         ports, how = {p.host for p in dst.ports}, f"Tailscale IP of {dst.host}"
     if chk.address != want:
         yield _at(ssot, "wiring", path + ("address",),
@@ -275,9 +282,19 @@ def _scalars(node: Any, path: tuple) -> Iterator[tuple[tuple, Any]]:
         yield path, node
 
 
+def run_rule(ssot: Ssot, name: str) -> list[Problem]:
+    """One rule's problems; a rule tripped by a gap in another keeps the others running."""
+    try:
+        return sorted(set(RULES[name](ssot)))
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        src = next(iter(ssot.files.values()))
+        return [Problem(str(Path(src.name).parent), 0, "",
+                        f"rule {name!r} could not run: {exc.__class__.__name__}: {exc}")]
+
+
 def check(ssot: Ssot) -> list[Problem]:
     """Every referential problem, all rules."""
-    return sorted({p for fn in RULES.values() for p in fn(ssot)})
+    return sorted({p for name in RULES for p in run_rule(ssot, name)})
 
 
 def host_counts(ssot: Ssot) -> dict[str, int]:

@@ -67,7 +67,16 @@ class SourceFile:
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that rejects duplicate keys and remembers where every node starts."""
+    """SafeLoader that rejects duplicate keys and aliases; nodes keep where they start."""
+
+    def compose_node(self, parent, index):
+        # Aliases let a few lines expand exponentially (the "billion laughs"); the SSOT
+        # has no use for them, so they are refused before anything is built.
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases are not allowed in the SSOT", event.start_mark)
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -148,7 +157,7 @@ def parse_file(path: Path, shown_as: str) -> SourceFile:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
         what = exc.problem or "invalid YAML"
-        if "\t" in what or "tab" in what:
+        if "\\t" in what or "tab" in what:
             what += " (YAML indentation must use spaces, not tabs)"
         raise fail(f"invalid YAML: {what}", line) from None
     except (yaml.YAMLError, RecursionError) as exc:
@@ -191,6 +200,8 @@ def _explain(src: SourceFile, err: jsonschema.ValidationError) -> list[Problem]:
         best = jsonschema.exceptions.best_match(err.context)
         return _explain(src, best)
     path = tuple(err.absolute_path)
+    if "propertyNames" in err.relative_schema_path:  # the key itself is wrong: point at it
+        path += (err.instance,)
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         allowed = set(err.schema.get("properties", {}))
         extra = sorted(k for k in err.instance if k not in allowed)

@@ -182,6 +182,7 @@ class Ssot:
     root: Path
     files: dict[str, SourceFile]  # by stem: hosts, stacks, ...
     doc: dict[str, Any]
+    problems: list = field(default_factory=list)  # referential problems (load(strict=False))
 
     def where(self, stem: str, *path: Any) -> tuple[str, int]:
         """(file shown to people, line) of a node, for messages that point into the SSOT."""

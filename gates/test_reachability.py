@@ -1,0 +1,12 @@
+"""reachability: every active host answers, is the host the SSOT means, and is on the tailnet."""
+
+from __future__ import annotations
+
+from opsverify.checks import conclude, reachability
+from opsverify.facts.store import FactStore
+from opsverify.ssot.model import Host
+
+
+def test_host(host: Host, facts: FactStore, evidence) -> None:
+    """Facts collected within the timeout; hostname; Tailscale Running with the SSOT's IP."""
+    conclude(reachability.check(host, facts.get(f"host:{host.name}")), evidence)

@@ -1,0 +1,17 @@
+"""secrets: no plaintext secrets on the stack hosts, ${VAR} only in compose, keys in Infisical."""
+
+from __future__ import annotations
+
+from opsverify.checks import conclude, secrets
+from opsverify.facts.store import FactStore
+from opsverify.ssot.model import SecretPath, Stack
+
+
+def test_stack_secrets(stack: Stack, facts: FactStore, evidence) -> None:
+    """No plaintext secrets file in the stack directory; compose references secrets only."""
+    conclude(secrets.check_stack(stack, facts.get(f"host:{stack.host}")), evidence)
+
+
+def test_infisical_path(secret_path: SecretPath, facts: FactStore, evidence) -> None:
+    """Every SSOT key exists at its Infisical path."""
+    conclude(secrets.check_path(secret_path, facts.get("infisical")), evidence)

@@ -1,0 +1,12 @@
+"""services: each application answers its own API from the verifier's vantage point."""
+
+from __future__ import annotations
+
+from opsverify.checks import conclude, services
+from opsverify.facts.store import FactStore
+from opsverify.ssot.model import Probe
+
+
+def test_probe(probe: Probe, facts: FactStore, evidence) -> None:
+    """Answered; status, body, JSON values and keys as the SSOT expects."""
+    conclude(services.check(probe, facts.get("http")), evidence)

@@ -1,0 +1,14 @@
+"""stale_refs: no retired address anywhere under a stack host's config roots."""
+
+from __future__ import annotations
+
+from opsverify.checks import conclude, stale_refs
+from opsverify.facts.store import FactStore
+from opsverify.ssot.model import Ssot
+
+
+def test_stale_address(stale_scan: tuple[str, str], ssot: Ssot, facts: FactStore,
+                       evidence) -> None:
+    """The retired address appears in no file, line or database row of the host's config."""
+    host, address = stale_scan
+    conclude(stale_refs.check(ssot, host, address, facts.get(f"host:{host}")), evidence)

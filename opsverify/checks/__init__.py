@@ -1,0 +1,125 @@
+"""Gate logic: compare one SSOT item with the facts collected for it; never collect anything.
+
+Each family module has `check(...) -> Check`: the findings of one subject plus what it looked at.
+A gate test is `conclude(family.check(item, facts...), evidence)`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from opsverify.redact import scrub, scrub_obj
+from opsverify.verdict import Drift, Findings
+
+TAILSCALE_NET = ipaddress.ip_network("100.64.0.0/10")
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
+
+
+class EvidenceSink(Protocol):
+    def add(self, name: str, facts: Any) -> None: ...
+
+
+class Check(Findings):
+    """Findings of one subject and the facts they were drawn from (never a secret value)."""
+
+    def __init__(self, subject: str, sep: str = ": "):
+        super().__init__(subject)
+        self.sep = sep
+        self.seen: dict[str, Any] = {}
+
+    def saw(self, name: str, facts: Any) -> None:
+        self.seen[name] = facts
+
+    def same(self, attribute: str, expected: Any, actual: Any) -> bool:
+        """Like expect(), with "8096" == 8096 and "true" == True."""
+        if same(expected, actual):
+            return True
+        return self.expect(attribute, expected, actual)
+
+    def raise_if_any(self) -> None:
+        if self.problems:
+            raise Drift(scrub(self.subject + self.sep + "; ".join(self.problems)))
+
+
+def conclude(check: Check, evidence: EvidenceSink) -> None:
+    """Attach what the check saw to the report row, then fail if it found drift."""
+    for name, facts in check.seen.items():
+        evidence.add(name, scrub_obj(facts))
+    check.raise_if_any()
+
+
+def canonical(value: Any) -> str:
+    """A config value as text for comparison: True/"True"/"true" -> "true", 8096.0 -> "8096"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            return str(int(value))
+        return str(value)
+    text = str(value).strip()
+    if text.lower() in ("true", "false"):
+        return text.lower()
+    try:
+        return canonical(float(text)) if re.fullmatch(r"[+-]?\d+(\.\d+)?", text) else text
+    except ValueError:
+        return text
+
+
+def same(expected: Any, actual: Any) -> bool:
+    """Values equal as a person reading a config file would say they are."""
+    return expected == actual or (actual is not None and canonical(expected) == canonical(actual))
+
+
+def ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address text names, or None for a name or garbage."""
+    try:
+        return ipaddress.ip_address((text or "").strip("[]"))
+    except ValueError:
+        return None
+
+
+def is_tailscale(address: str | None) -> bool:
+    """Whether an address is in Tailscale's CGNAT range 100.64.0.0/10."""
+    a = ip(address)
+    return a is not None and a.version == 4 and a in TAILSCALE_NET
+
+
+def is_loopback(host: str | None) -> bool:
+    a = ip(host)
+    return (a is not None and a.is_loopback) or (host or "").lower() in LOOPBACK_NAMES
+
+
+def host_of(value: Any) -> str | None:
+    """The host a config value points at: URL host, `host:port`, or a bare name; None if not one.
+
+    "http://radarr:7878" -> radarr, "100.107.36.76" -> 100.107.36.76, 8096 -> None,
+    "/media/movies" -> None.
+    """
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if "://" in text:
+        try:
+            return urlsplit(text).hostname
+        except ValueError:
+            return None
+    if not text or "/" in text or " " in text or re.fullmatch(r"[\d.]+", text) and not ip(text):
+        return None
+    if ip(text):
+        return text.strip("[]")
+    name = text.rsplit(":", 1)[0] if re.fullmatch(r"[^:]+:\d+", text) else text
+    return name if re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?", name) else None
+
+
+def mentions(text: str, address: str) -> bool:
+    """Whether text holds the address as a whole (100.117.1.53, not 100.117.1.530 or 1100.117…)."""
+    pattern = rf"(?<![\d.]){re.escape(address)}(?!\d|\.\d)"
+    return re.search(pattern, text) is not None
+
+
+def names(items: list[str] | tuple[str, ...] | set[str]) -> str:
+    return ", ".join(sorted(items)) or "none"

@@ -1,0 +1,44 @@
+"""decom: a decommissioned VM stays stopped and off at boot through its hold, and is destroyed,
+with its datasets, once the hold is over, not before."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from opsverify.ssot.model import Decommission
+
+from . import Check
+
+
+def when(value: str | datetime) -> datetime:
+    """An ISO time (`2026-02-12T14:38:00Z`) as an aware UTC datetime."""
+    t = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def check(d: Decommission, now: datetime, proxmox: dict[str, Any],
+          zfs: dict[str, Any] | None) -> Check:
+    """Stopped with onboot 0 while it exists; gone after hold_until if destroy; intact before."""
+    c = Check(f"Decommission {d.host} (VM {d.vmid} on {d.node})")
+    vm = (proxmox.get("vms") or {}).get(str(d.vmid)) or {"exists": False}
+    present = set((zfs or {}).get("datasets") or [])
+    datasets = {ds: ds in present for ds in d.datasets}
+    hold = when(d.hold_until)
+    c.saw("decommission", {"now": now.isoformat(), "hold_until": d.hold_until,
+                           "after_hold": d.after_hold, "vm": vm, "datasets": datasets})
+    exists = bool(vm.get("exists"))
+    if exists:
+        c.expect("status", "stopped", vm.get("status"))
+        # PVE omits onboot from a VM's config unless it was set; its default is 0.
+        c.expect("onboot", d.onboot, int(vm.get("onboot") or 0))
+    if now >= hold and d.after_hold == "destroy":
+        left = ([f"VM {d.vmid} still exists"] if exists else []) + [
+            f"dataset {ds} still exists" for ds, there in datasets.items() if there]
+        c.require(not left, f"destroy overdue since {d.hold_until}: {', '.join(left)}")
+    elif now < hold:
+        gone = ([f"VM {d.vmid}"] if not exists else []) + [
+            f"dataset {ds}" for ds, there in datasets.items() if not there]
+        c.require(not gone, f"destroyed before hold_until {d.hold_until} (rollback window "
+                            f"broken): {', '.join(gone)} gone")
+    return c

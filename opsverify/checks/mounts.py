@@ -1,0 +1,66 @@
+"""mounts: each SSOT NFS mount is mounted from the LAN as the SSOT says, and survives a reboot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsverify.ssot.model import Mount
+
+from . import Check, is_tailscale
+
+
+def mode(options: list[str]) -> str:
+    """ro or rw from a parsed option list; the last of the two wins, rw is mount's default.
+
+    A token is compared whole: `errors=remount-ro` says what to do on an error, not that the
+    filesystem is read-only.
+    """
+    found = [o for o in options if o in ("ro", "rw")]
+    return found[-1] if found else "rw"
+
+
+def server_of(source: str) -> str:
+    """The server part of an NFS source: `192.168.1.184:/media` -> 192.168.1.184."""
+    return source.split(":/", 1)[0].strip("[]") if ":/" in source else source
+
+
+def _entry(entries: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
+    # The last entry on a mount point is the one in effect (stacked mounts hide earlier ones).
+    hits = [e for e in entries if str(e.get("target", "")).rstrip("/") == path.rstrip("/")]
+    return hits[-1] if hits else None
+
+
+def check(mount: Mount, facts: dict[str, Any], accept_fstype: str | None = None) -> Check:
+    """Mounted, fstype, exact LAN source, exact mode, the same entry in /etc/fstab, not Tailscale."""
+    c = Check(f"Mount {mount.host}:{mount.path}")
+    live = _entry(facts.get("mounts") or [], mount.path)
+    fstab = _entry(facts.get("fstab") or [], mount.path)
+    c.saw("mount", {"expected": {"source": mount.source, "fstype": mount.fstype,
+                                 "mode": mount.mode},
+                    "proc_mounts": live, "fstab": fstab})
+    fstypes = {mount.fstype}
+    if accept_fstype:
+        fstypes.add(accept_fstype)
+        c.saw("fstype_accepted", f"{accept_fstype} accepted in place of {mount.fstype} "
+                                 "(OPSVERIFY_ACCEPT_FSTYPE, lab twin)")
+    if live is None:
+        c.require(False, "not mounted")
+    else:
+        _compare(c, "", live, mount, fstypes)
+    if fstab is None:
+        c.require(False, "fstab: no entry, so the mount does not survive a reboot")
+    else:
+        _compare(c, "fstab ", fstab, mount, fstypes)
+    return c
+
+
+def _compare(c: Check, where: str, entry: dict[str, Any], mount: Mount, fstypes: set[str]) -> None:
+    source = str(entry.get("source"))
+    fstype = entry.get("fstype")
+    c.require(fstype in fstypes, f"{where}fstype: expected {mount.fstype}, got {fstype}")
+    if is_tailscale(server_of(source)):
+        c.require(False, f"{where}source: expected {mount.source}, got {source} "
+                         "(NFS over Tailscale: it deadlocked in D state; mount from the LAN)")
+    else:
+        c.expect(f"{where}source", mount.source, source)
+    c.expect(f"{where}mode", mount.mode, mode([str(o) for o in entry.get("options") or []]))

@@ -1,0 +1,29 @@
+"""reachability: the host answered, is the host the SSOT means, and has joined the tailnet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsverify.ssot.model import Host
+
+from . import Check
+
+
+def check(host: Host, facts: dict[str, Any]) -> Check:
+    """Hostname as the SSOT says; Tailscale Running with the SSOT's address, if it has one."""
+    c = Check(f"Host {host.name}")
+    ts = facts.get("tailscale") or {}
+    c.saw("host", {"hostname": facts.get("hostname"), "tailscale": ts,
+                   "collected_in_s": facts.get("duration_s")})
+    c.expect("hostname", host.hostname, facts.get("hostname"))
+    if not host.tailscale_ip:
+        return c
+    if not ts.get("ok"):
+        c.require(False, f"tailscale: not joined ({ts.get('error') or 'no tailscale status'})")
+        return c
+    c.expect("tailscale backend state", "Running", ts.get("backend_state"))
+    ips = ts.get("ips") or []
+    c.require(host.tailscale_ip in ips,
+              f"tailscale IP: expected {host.tailscale_ip} among the host's, got "
+              f"{', '.join(ips) or 'none'}")
+    return c

@@ -1,0 +1,118 @@
+"""routes: the Cloudflare tunnel and DNS send each public hostname to the SSOT's service, and
+the public URL answers as the SSOT says (redirects not followed)."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any
+from urllib.parse import urlsplit
+
+from opsverify.ssot.model import Route
+
+from . import Check, mentions
+
+
+def _matches(rule: dict[str, Any], hostname: str) -> bool:
+    pattern = rule.get("hostname")
+    # cloudflared: a rule without hostname matches every host; `*.zone` matches one label or more.
+    return not pattern or fnmatchcase(hostname.lower(), str(pattern).lower())
+
+
+def rule_for(ingress: list[dict[str, Any]], hostname: str) -> tuple[int, dict[str, Any]] | None:
+    """The ingress rule that serves `https://hostname/`: the first matching one without a path."""
+    for i, rule in enumerate(ingress):
+        if not rule.get("path") and _matches(rule, hostname):
+            return i, rule
+    return None
+
+
+def check(route: Route, tunnel_id: str, cloudflare: dict[str, Any],
+          http: dict[str, Any]) -> Check:
+    """Ingress maps the hostname to exactly route.service; proxied CNAME; public answer."""
+    c = Check(f"Route {route.hostname}")
+    ingress = (cloudflare.get("tunnel") or {}).get("ingress") or []
+    found = rule_for(ingress, route.hostname)
+    records = [r for r in cloudflare.get("dns") or []
+               if str(r.get("name", "")).lower().rstrip(".") == route.hostname.lower()]
+    public = (http.get("routes") or {}).get(route.hostname)
+    c.saw("route", {"expected": {"service": route.service, "status": route.status,
+                                 "location": route.location},
+                    "ingress_rule": found and {"index": found[0], **found[1]},
+                    "dns": records, "public": public})
+    if found is None or not found[1].get("hostname"):
+        fallback = f" (falls to the catch-all {found[1].get('service')})" if found else ""
+        c.require(False, f"ingress service: expected {route.service}, no rule for the "
+                         f"hostname{fallback}")
+    else:
+        c.expect("ingress service", route.service, found[1].get("service"))
+    _dns(c, route, tunnel_id, records)
+    _public(c, route, public)
+    return c
+
+
+def _dns(c: Check, route: Route, tunnel_id: str, records: list[dict[str, Any]]) -> None:
+    target = f"{tunnel_id}.cfargotunnel.com"
+    if not records:
+        c.require(False, f"DNS: expected a proxied CNAME to {target}, got no record")
+        return
+    rec = next((r for r in records if r.get("type") == "CNAME"), records[0])
+    c.expect("DNS type", "CNAME", rec.get("type"))
+    c.expect("DNS target", target, str(rec.get("content", "")).lower().rstrip("."))
+    c.expect("DNS proxied", True, rec.get("proxied"))
+
+
+def _public(c: Check, route: Route, public: dict[str, Any] | None) -> None:
+    if public is None:
+        c.require(False, "public URL: not probed (no result in the http facts)")
+        return
+    if public.get("error") or public.get("status") is None:
+        c.require(False, f"public URL: no answer: {public.get('error') or 'no status'}")
+        return
+    c.expect("public status", route.status, public.get("status"))
+    if route.location is not None:
+        c.expect("public redirect location", route.location,
+                 _location(public.get("location"), route))
+
+
+def _location(location: str | None, route: Route) -> str | None:
+    """A Location header as the SSOT writes it: same-site absolute URLs reduced to their path."""
+    if not location or route.location is None or route.location.startswith(("http:", "https:")):
+        return location
+    parts = urlsplit(location)
+    if parts.netloc and (parts.hostname or "").lower() != route.hostname.lower():
+        return location
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def check_catch_all(catch_all: str, cloudflare: dict[str, Any]) -> Check:
+    """The ingress ends in a rule without hostname or path serving the SSOT's catch-all."""
+    c = Check("Tunnel ingress")
+    ingress = (cloudflare.get("tunnel") or {}).get("ingress") or []
+    last = ingress[-1] if ingress else None
+    c.saw("ingress", ingress)
+    if last is None or last.get("hostname") or last.get("path"):
+        c.require(False, f"catch-all: expected a last rule without hostname serving {catch_all}, "
+                         f"got {_show(last)}")
+    else:
+        c.expect("catch-all service", catch_all, last.get("service"))
+    return c
+
+
+def check_retired(retired: dict[str, str], cloudflare: dict[str, Any]) -> Check:
+    """No ingress rule sends traffic to a retired address."""
+    c = Check("Tunnel ingress")
+    ingress = (cloudflare.get("tunnel") or {}).get("ingress") or []
+    c.saw("ingress", ingress)
+    for i, rule in enumerate(ingress):
+        service = str(rule.get("service", ""))
+        for address, was in retired.items():
+            c.require(not mentions(service, address),
+                      f"rule {i + 1} ({rule.get('hostname') or 'catch-all'}) targets retired "
+                      f"address {address} ({was}): {service}")
+    return c
+
+
+def _show(rule: dict[str, Any] | None) -> str:
+    if rule is None:
+        return "no rules"
+    return f"a last rule for {rule.get('hostname') or '*'}{rule.get('path') or ''}"

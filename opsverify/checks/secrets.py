@@ -1,0 +1,50 @@
+"""secrets: no plaintext secret files in a stack directory, compose references secrets as
+${VAR} only, and every SSOT key exists in Infisical. Names only, never values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsverify.ssot.model import SecretPath, Stack
+
+from . import Check
+
+
+def check_stack(stack: Stack, facts: dict[str, Any]) -> Check:
+    """No plaintext secrets file under the stack directory; no literal secret in compose."""
+    c = Check(f"Secrets {stack.host}:{stack.name}")
+    got = (facts.get("stacks") or {}).get(stack.name)
+    c.saw("stack", got)
+    if got is None:
+        c.require(False, f"stack directory {stack.directory}: not scanned")
+        return c
+    if not got.get("exists"):
+        c.require(False, f"stack directory {stack.directory}: does not exist")
+        return c
+    for f in got.get("plaintext_files") or []:
+        keys = f.get("keys") or []
+        c.require(False, f"plaintext secrets file {f.get('path')} "
+                         f"({'keys: ' + ', '.join(keys) if keys else 'no SSOT key names in it'}); "
+                         "secrets belong in Infisical")
+    compose = got.get("compose") or {}
+    path = compose.get("path") or stack.compose_path
+    if compose.get("error") or not compose.get("exists"):
+        c.require(False, f"compose file {path}: {compose.get('error') or 'not found'}")
+        return c
+    for key, use in sorted((compose.get("secrets") or {}).items()):
+        c.require(use.get("kind") == "reference",
+                  f"{path}:{use.get('line')}: {key} is a literal value, expected ${{{key}}}")
+    return c
+
+
+def check_path(secret_path: SecretPath, facts: dict[str, Any]) -> Check:
+    """Every SSOT key exists at its Infisical path (presence only)."""
+    c = Check(f"Infisical {secret_path.path}")
+    got = (facts.get("paths") or {}).get(secret_path.path)
+    present = set((got or {}).get("keys") or [])
+    c.saw("infisical", {"expected": list(secret_path.keys), "present": sorted(present),
+                        "path_found": got is not None})
+    missing = [k for k in secret_path.keys if k not in present]
+    c.require(not missing, f"missing keys: {', '.join(missing)}"
+                           + ("" if got is not None else " (path not found)"))
+    return c

@@ -1,0 +1,35 @@
+"""services: each application answers its own API as the SSOT expects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsverify.ssot.model import Probe
+
+from . import Check
+
+
+def check(probe: Probe, facts: dict[str, Any]) -> Check:
+    """Answered; status; body; JSON values; JSON keys present."""
+    c = Check(f"Service {probe.container} (GET {probe.url})")
+    got = (facts.get("probes") or {}).get(probe.name)
+    c.saw("probe", {"expected": probe.expect, "answer": got})
+    if got is None:
+        c.require(False, "not probed (no result in the http facts)")
+        return c
+    if got.get("error") or got.get("status") is None:
+        c.require(False, f"no answer: {got.get('error') or 'no status'}")
+        return c
+    expect = probe.expect
+    c.expect("status", expect.get("status", 200), got.get("status"))
+    if "body" in expect:
+        body = got.get("body")
+        c.expect("body", str(expect["body"]).strip(), body.strip() if isinstance(body, str)
+                 else body)
+    values = got.get("json") or {}
+    for key, want in sorted((expect.get("json") or {}).items()):
+        c.same(f"json {key}", want, values.get(key))
+    present = got.get("json_keys") or {}
+    missing = [k for k in expect.get("json_keys") or [] if not present.get(k)]
+    c.require(not missing, f"json keys missing: {', '.join(missing)}")
+    return c

@@ -1,0 +1,60 @@
+"""wiring: each cross-service reference and app setting in a config file is what the SSOT says;
+same-VM references by Docker DNS name, cross-VM ones by Tailscale IP, never loopback."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsverify.ssot.model import ConfigCheck, Ssot
+
+from . import Check, canonical, host_of, ip, is_loopback, same
+
+
+def check(ssot: Ssot, cfg: ConfigCheck, facts: dict[str, Any]) -> Check:
+    """The file was read and every SSOT key holds its expected value, and only that value."""
+    kind = "Wiring" if cfg.source else "Setting"
+    c = Check(f"{kind} {cfg.name} ({cfg.host}:{cfg.file})")
+    got = (facts.get("config") or {}).get(cfg.name)
+    c.saw("config", {"expected": cfg.keys, "found": got})
+    if got is None:
+        c.require(False, "not read (no result in the host facts)")
+        return c
+    if not got.get("ok"):
+        c.require(False, f"cannot read: {got.get('error') or 'unknown error'}")
+        return c
+    values = got.get("values") or {}
+    for key, want in cfg.keys.items():
+        found = values.get(key) or []
+        if not found:
+            c.require(False, f"{key}: expected {canonical(want)}, not found")
+        bad = dict.fromkeys(canonical(v) for v in found if not same(want, v))
+        for value in bad:
+            why = reason(ssot, cfg, value)
+            c.require(False, f"{key}: expected {canonical(want)}, got {value}"
+                             + (f" ({why})" if why else ""))
+    return c
+
+
+def reason(ssot: Ssot, cfg: ConfigCheck, value: str) -> str | None:
+    """Why a reference value cannot reach its target, or None if it is the right kind of name."""
+    host = host_of(value)
+    if cfg.source is None or cfg.target is None or host is None:
+        return None
+    target = ssot.container(cfg.target)
+    source = ssot.container(cfg.source)
+    name = cfg.target.split(":")[-1]
+    if is_loopback(host):
+        return f"{host} is the container itself, not {name}"
+    if host in ssot.retired_addresses:
+        return f"{host} is retired: {ssot.retired_addresses[host]}"
+    if target is None or source is None or host == cfg.address:
+        return None
+    if source.host != target.host:
+        ts = ssot.hosts[target.host].tailscale_ip
+        if ip(host) is None:
+            return (f"the Docker DNS name {host} does not resolve across VMs; use {name}'s "
+                    f"Tailscale IP {ts}")
+        return f"a cross-VM reference uses {name}'s Tailscale IP {ts}"
+    if ip(host) is not None:
+        return f"a same-VM reference uses the Docker DNS name {cfg.address}"
+    return f"{host} is not {name}"

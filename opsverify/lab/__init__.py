@@ -1,0 +1,1 @@
+"""The lab: a twin of the homelab on one Linux machine."""

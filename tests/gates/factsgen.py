@@ -1,0 +1,234 @@
+"""Facts consistent with an SSOT, in exactly the shapes of the facts contract; and a gate runner.
+
+clean_facts(ssot) is what a verifier would collect from a homelab that matches its SSOT.
+Drift tests mutate one fact of it, write it with write_facts() and run the gates on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from opsverify.ssot.model import Ssot
+
+ROOT = Path(__file__).resolve().parents[2]
+Facts = dict[str, dict[str, Any]]
+# The clean twin as of a day inside VM 201's hold, so "stopped, not yet destroyed" is clean.
+BEFORE_HOLD = "2026-02-11T12:00:00Z"
+AFTER_HOLD = "2026-03-01T00:00:00Z"
+
+
+def _root_fs() -> list[dict[str, Any]]:
+    return [{"source": "/dev/sda1", "target": "/", "fstype": "ext4",
+             "options": ["rw", "relatime", "errors=remount-ro"]}]
+
+
+def _nfs_options(mode: str, server: str) -> list[str]:
+    return [mode, "relatime", "vers=4.2", "rsize=1048576", "wsize=1048576", "namlen=255", "hard",
+            "proto=tcp", "timeo=600", "retrans=2", "sec=sys", "local_lock=none", f"addr={server}"]
+
+
+def host_facts(ssot: Ssot, name: str) -> dict[str, Any]:
+    """One host's facts: everything its gates read, all as the SSOT says."""
+    h = ssot.hosts[name]
+    mounts = [m for m in ssot.mounts if m.host == name]
+    server = ssot.hosts[ssot.mounts[0].server].lan_ip if ssot.mounts else ""
+    facts: dict[str, Any] = {
+        "hostname": h.hostname,
+        "tailscale": {"ok": bool(h.tailscale_ip), "backend_state": "Running" if h.tailscale_ip
+                      else None, "ips": [h.tailscale_ip, "fd7a:115c:a1e0::6e39:de61"]
+                      if h.tailscale_ip else [], "online": True if h.tailscale_ip else None,
+                      "error": None if h.tailscale_ip else "tailscale: command not found"},
+        "mounts": _root_fs() + [{"source": m.source, "target": m.path, "fstype": m.fstype,
+                                 "options": _nfs_options(m.mode, server)} for m in mounts],
+        "fstab": [{"source": "UUID=d3a8f783-df75-4dc8-9163-975a891052c0", "target": "/",
+                   "fstype": "ext4", "options": ["errors=remount-ro"], "line": 2}]
+        + [{"source": m.source, "target": m.path, "fstype": m.fstype,
+            "options": [m.mode, "vers=4.2", "_netdev", "nofail"], "line": 3 + i}
+           for i, m in enumerate(mounts)],
+        "docker": {"ok": True, "error": None, "containers": [
+            _container(c) for c in ssot.containers if c.host == name]},
+        "stacks": {st.name: _stack(ssot, st.name) for st in ssot.stacks_on(name)},
+        "stale_refs": [],
+        "scan": {"roots": sorted({r for st in ssot.stacks_on(name) for r in st.config_roots}),
+                 "files": 40, "bytes": 123456, "skipped": []},
+        "config": {c.name: {"file": c.file, "ok": True, "error": None,
+                            "values": {k: [v] for k, v in c.keys.items()}}
+                   for c in ssot.config_checks if c.host == name},
+        "duration_s": 0.4,
+    }
+    if ssot.proxmox_host and ssot.proxmox_host.name == name:
+        pools = ["rpool", "rpool/ROOT", "tank", "tank/docker", "tank/docker/download-stack",
+                 "tank/docker/streaming-stack"]
+        facts["zfs"] = {"ok": True, "error": None, "datasets": sorted(
+            {*pools, *(ds for d in ssot.decommissions for ds in d.datasets)})}
+    return facts
+
+
+def _container(c: Any) -> dict[str, Any]:
+    running = c.state == "running"
+    return {"name": c.name, "id": hashlib.sha256(c.ref.encode()).hexdigest()[:12], "image": c.image,
+            "state": "running" if running else "exited", "restarting": False,
+            "restart_count": 0, "started_at": "2026-02-10T21:00:00.000000000Z",
+            "finished_at": "0001-01-01T00:00:00Z" if running else "2026-02-10T09:00:00Z",
+            "has_healthcheck": c.healthcheck,
+            "health": ("healthy" if running else "unhealthy") if c.healthcheck else None,
+            "env": dict(c.env)}
+
+
+def _stack(ssot: Ssot, stack: str) -> dict[str, Any]:
+    st = ssot.stacks[stack]
+    keys = [k for sp in ssot.secret_paths if sp.stack == stack for k in sp.keys]
+    return {"directory": st.directory, "exists": True, "plaintext_files": [],
+            "compose": {"path": st.compose_path, "exists": True, "error": None,
+                        "secrets": {k: {"kind": "reference", "line": 10 + i}
+                                    for i, k in enumerate(keys)}}}
+
+
+def clean_facts(ssot: Ssot) -> Facts:
+    """Facts of every source, consistent with the SSOT: every gate passes on them."""
+    out: Facts = {f"host:{n}": host_facts(ssot, n) for n in ssot.active_hosts}
+    cf = ssot.cloudflare
+    out["cloudflare"] = {
+        "zone": {"id": "023e105f4ecef8ad9ca31a8372d0c353", "name": cf["zone"],
+                 "account_id": "699d98642c564d2e855e9661899b7252"},
+        "tunnel": {"id": cf["tunnel_id"], "version": 82, "ingress": [
+            {"hostname": r.hostname, "service": r.service, "path": None} for r in ssot.routes]
+            + [{"hostname": None, "service": cf["catch_all"], "path": None}]},
+        "dns": [{"name": cf["zone"], "type": "A", "content": "192.0.2.10", "proxied": True}]
+        + [{"name": r.hostname, "type": "CNAME", "content": f"{cf['tunnel_id']}.cfargotunnel.com",
+            "proxied": True} for r in ssot.routes],
+    }
+    out["infisical"] = {"paths": {sp.path: {"keys": sorted({*sp.keys, "UNRELATED_KEY"})}
+                                  for sp in ssot.secret_paths}}
+    vms = {str(h.vmid): {"exists": True, "status": "running", "qmpstatus": "running",
+                         "onboot": 1, "name": h.hostname}
+           for h in ssot.hosts.values() if h.vmid and h.active}
+    for d in ssot.decommissions:
+        vms[str(d.vmid)] = {"exists": True, "status": "stopped", "qmpstatus": "stopped",
+                            "onboot": None, "name": ssot.hosts[d.host].hostname}
+    out["proxmox"] = {"node": next(iter(ssot.decommissions)).node if ssot.decommissions
+                      else "pve", "vms": vms}
+    out["prometheus"] = {
+        "targets": [{"job": "prometheus", "instance": "localhost:9090", "health": "up",
+                     "scrape_url": "http://localhost:9090/metrics", "last_error": ""}]
+        + [{"job": t.job, "instance": t.instance, "health": "up",
+            "scrape_url": f"http://{t.instance}/metrics", "last_error": ""}
+           for t in ssot.scrape_targets],
+        "rules": {r.name: {"ok": True, "error": None, "values": [_holding(r.op, r.threshold)]}
+                  for r in ssot.rules},
+    }
+    out["http"] = {
+        "probes": {p.name: _probe(p) for p in ssot.probes},
+        "routes": {r.hostname: {"url": f"https://{r.hostname}/", "status": r.status,
+                                "location": r.location, "error": None, "elapsed_s": 0.05}
+                   for r in ssot.routes},
+    }
+    return out
+
+
+def _holding(op: str, threshold: float) -> float:
+    """A value that satisfies `op threshold`."""
+    return {"<": threshold / 2 if threshold > 0 else threshold - 1, "<=": threshold,
+            ">": threshold * 2 + 1, ">=": threshold, "==": threshold,
+            "!=": threshold + 1}[op]
+
+
+def _probe(p: Any) -> dict[str, Any]:
+    e = p.expect
+    return {"url": p.url, "status": e.get("status", 200), "error": None, "elapsed_s": 0.02,
+            "body": e.get("body"), "json": dict(e.get("json") or {}),
+            "json_keys": {k: True for k in e.get("json_keys") or []}}
+
+
+def write_facts(facts: Facts, directory: Path) -> Path:
+    """Write facts as --save-facts does: DIR/<source>.json with ':' replaced by '-'."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for source, body in facts.items():
+        (directory / (source.replace(":", "-") + ".json")).write_text(json.dumps(body, indent=1))
+    return directory
+
+
+@dataclass
+class Outcome:
+    """One gate test's result as JUnit XML reports it."""
+
+    status: str  # passed | failed | error | skipped
+    message: str = ""
+
+
+@dataclass
+class Run:
+    """The outcomes of one `pytest gates/` run, by `module::test[id]`."""
+
+    outcomes: dict[str, Outcome]
+    returncode: int
+    output: str = field(repr=False, default="")
+
+    def failing(self) -> dict[str, str]:
+        return {k: o.message for k, o in self.outcomes.items() if o.status != "passed"}
+
+
+def gates_argv(facts_dir: Path, junit: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pytest", str(ROOT / "gates"), "--facts", str(facts_dir),
+            "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", "-o", "junit_family=xunit2",
+            *extra]
+
+
+def gate_env(**env: str) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("OPSVERIFY_")}
+    base.update({"OPSVERIFY_NETGUARD": "1", "OPSVERIFY_NOW": BEFORE_HOLD}, **env)
+    return base
+
+
+def start(facts: Facts, workdir: Path, env: dict[str, str] | None = None,
+          *extra: str) -> Callable[[], Run]:
+    """Start `pytest gates/ --facts` on these facts; return a function that waits for its Run."""
+    facts_dir = write_facts(facts, workdir / "facts")
+    junit = workdir / "junit.xml"
+    proc = subprocess.Popen(gates_argv(facts_dir, junit, *extra), cwd=ROOT, env=gate_env(
+        **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def wait() -> Run:
+        out, _ = proc.communicate(timeout=120)
+        return Run(parse_junit(junit) if junit.exists() else {}, proc.returncode, out)
+    return wait
+
+
+def run_gates(facts: Facts, env: dict[str, str] | None = None, *extra: str) -> Run:
+    """Run the gates on these facts in a subprocess and wait for the result."""
+    with tempfile.TemporaryDirectory(prefix="opsverify-gates-") as tmp:
+        return start(facts, Path(tmp), env, *extra)()
+
+
+def parse_junit(path: Path) -> dict[str, Outcome]:
+    """Per-test outcomes from a JUnit XML file, keyed `test_mounts::test_mount[vm210:/mnt/media]`."""
+    out: dict[str, Outcome] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        module = case.get("classname", "").rsplit(".", 1)[-1]
+        key = f"{module}::{case.get('name')}"
+        status, message = "passed", ""
+        for tag in ("failure", "error", "skipped"):
+            node = case.find(tag)
+            if node is not None:
+                status, message = {"failure": "failed"}.get(tag, tag), node.get("message") or ""
+                break
+        out[key] = Outcome(status, message)
+    return out
+
+
+def mutated(facts: Facts, change: Callable[[Facts], Any]) -> Facts:
+    """A deep copy of facts with one change applied."""
+    out = copy.deepcopy(facts)
+    change(out)
+    return out
