@@ -4,4 +4,6 @@ pytest_plugins = [
     "fixtures.ssot",
     "fixtures.evidence",
     "fixtures.facts",
+    "fixtures.outcomes",
+    "fixtures.report",
 ]

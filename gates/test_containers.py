@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from fixtures.evidence import Evidence
 from opsverify.checks import conclude, containers
 from opsverify.facts.store import FactStore
 from opsverify.ssot.model import Container, Ssot
 
 
-def test_container(container: Container, facts: FactStore, evidence) -> None:
+def test_container(container: Container, facts: FactStore, evidence: Evidence) -> None:
     """Present; running or intentionally stopped; not restarting; healthy; image; pinned env."""
     host = facts.get(f"host:{container.host}")
     conclude(containers.check(container, host), evidence)
 
 
-def test_no_unlisted_container(docker_host: str, ssot: Ssot, facts: FactStore, evidence) -> None:
+def test_no_unlisted_container(docker_host: str, ssot: Ssot, facts: FactStore, evidence: Evidence) -> None:
     """No running container on the host that the SSOT does not list for it."""
     host = facts.get(f"host:{docker_host}")
     conclude(containers.check_host(docker_host, ssot.containers, host), evidence)

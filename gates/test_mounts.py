@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from fixtures.evidence import Evidence
 from opsverify.checks import conclude, mounts
 from opsverify.facts.store import FactStore
 from opsverify.settings import Settings
 from opsverify.ssot.model import Mount
 
 
-def test_mount(mount: Mount, facts: FactStore, settings: Settings, evidence) -> None:
+def test_mount(mount: Mount, facts: FactStore, settings: Settings, evidence: Evidence) -> None:
     """Mounted; fstype; source LAN_IP:/export; mode ro/rw exactly; same in fstab; not Tailscale."""
     host = facts.get(f"host:{mount.host}")
     conclude(mounts.check(mount, host, settings.accept_fstype), evidence)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from fixtures.evidence import Evidence
 from opsverify.checks import conclude, reachability
 from opsverify.facts.store import FactStore
 from opsverify.ssot.model import Host
 
 
-def test_host(host: Host, facts: FactStore, evidence) -> None:
+def test_host(host: Host, facts: FactStore, evidence: Evidence) -> None:
     """Facts collected within the timeout; hostname; Tailscale Running with the SSOT's IP."""
     conclude(reachability.check(host, facts.get(f"host:{host.name}")), evidence)

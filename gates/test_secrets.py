@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from fixtures.evidence import Evidence
 from opsverify.checks import conclude, secrets
 from opsverify.facts.store import FactStore
 from opsverify.ssot.model import SecretPath, Stack
 
 
-def test_stack_secrets(stack: Stack, facts: FactStore, evidence) -> None:
+def test_stack_secrets(stack: Stack, facts: FactStore, evidence: Evidence) -> None:
     """No plaintext secrets file in the stack directory; compose references secrets only."""
     conclude(secrets.check_stack(stack, facts.get(f"host:{stack.host}")), evidence)
 
 
-def test_infisical_path(secret_path: SecretPath, facts: FactStore, evidence) -> None:
+def test_infisical_path(secret_path: SecretPath, facts: FactStore, evidence: Evidence) -> None:
     """Every SSOT key exists at its Infisical path."""
     conclude(secrets.check_path(secret_path, facts.get("infisical")), evidence)

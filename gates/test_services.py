@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from fixtures.evidence import Evidence
 from opsverify.checks import conclude, services
 from opsverify.facts.store import FactStore
 from opsverify.ssot.model import Probe
 
 
-def test_probe(probe: Probe, facts: FactStore, evidence) -> None:
+def test_probe(probe: Probe, facts: FactStore, evidence: Evidence) -> None:
     """Answered; status, body, JSON values and keys as the SSOT expects."""
     conclude(services.check(probe, facts.get("http")), evidence)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from fixtures.evidence import Evidence
 from opsverify.checks import conclude, wiring
 from opsverify.facts.store import FactStore
 from opsverify.ssot.model import ConfigCheck, Ssot
 
 
-def test_config(config_check: ConfigCheck, ssot: Ssot, facts: FactStore, evidence) -> None:
+def test_config(config_check: ConfigCheck, ssot: Ssot, facts: FactStore, evidence: Evidence) -> None:
     """Every SSOT key holds its value; references use Docker DNS same-VM, Tailscale cross-VM."""
     host = facts.get(f"host:{config_check.host}")
     conclude(wiring.check(ssot, config_check, host), evidence)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from opsverify.ssot.model import Decommission
+from opsverify.verdict import Unreachable
 
 from . import Check
 
@@ -17,13 +18,32 @@ def when(value: str | datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+def now(setting: str | None) -> datetime:
+    """The gate's "now": OPSVERIFY_NOW when set (tests, replays), else the clock."""
+    if not setting:
+        return datetime.now(UTC)
+    try:
+        return when(setting)
+    except ValueError:
+        raise ValueError(f"OPSVERIFY_NOW={setting!r} is not an ISO 8601 time "
+                         "(e.g. 2026-02-12T14:38:00Z)") from None
+
+
+def datasets(source: str, facts: dict[str, Any]) -> list[str]:
+    """The Proxmox host's ZFS datasets; Unreachable when `zfs list` could not be run."""
+    zfs = facts.get("zfs") or {}
+    if not zfs.get("ok"):
+        raise Unreachable(source, f"zfs list: {zfs.get('error') or 'no answer'}")
+    return list(zfs.get("datasets") or [])
+
+
 def check(d: Decommission, now: datetime, proxmox: dict[str, Any],
-          zfs: dict[str, Any] | None) -> Check:
+          zfs: list[str] | None) -> Check:
     """Stopped with onboot 0 while it exists; gone after hold_until if destroy; intact before."""
     c = Check(f"Decommission {d.host} (VM {d.vmid} on {d.node})")
     vm = (proxmox.get("vms") or {}).get(str(d.vmid)) or {"exists": False}
-    present = set((zfs or {}).get("datasets") or [])
-    datasets = {ds: ds in present for ds in d.datasets}
+    # zfs None: no Proxmox host to ask, so the datasets are not judged.
+    datasets = {ds: ds in zfs for ds in d.datasets} if zfs is not None else {}
     hold = when(d.hold_until)
     c.saw("decommission", {"now": now.isoformat(), "hold_until": d.hold_until,
                            "after_hold": d.after_hold, "vm": vm, "datasets": datasets})

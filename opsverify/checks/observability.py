@@ -69,5 +69,6 @@ def check_rule(rule: Rule, prometheus: dict[str, Any]) -> Check:
         holds = OPS[rule.op]
         for v in map(number, got["values"]):
             c.require(not math.isnan(v) and holds(v, rule.threshold),
-                      f"value {v:g} violates {rule.op} {rule.threshold:g}")
+                      f"value {'NaN' if math.isnan(v) else f'{v:g}'} violates "
+                      f"{rule.op} {rule.threshold:g}")
     return c

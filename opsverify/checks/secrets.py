@@ -21,6 +21,8 @@ def check_stack(stack: Stack, facts: dict[str, Any]) -> Check:
     if not got.get("exists"):
         c.require(False, f"stack directory {stack.directory}: does not exist")
         return c
+    c.require(got.get("complete", True) is not False,
+              f"stack directory {stack.directory}: scan incomplete, so not known clean")
     for f in got.get("plaintext_files") or []:
         keys = f.get("keys") or []
         c.require(False, f"plaintext secrets file {f.get('path')} "

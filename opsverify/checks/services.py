@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from opsverify.ssot.model import Probe
+from opsverify.verdict import Unreachable
 
-from . import Check
+from . import Check, same
 
 
 def check(probe: Probe, facts: dict[str, Any]) -> Check:
@@ -17,6 +18,9 @@ def check(probe: Probe, facts: dict[str, Any]) -> Check:
     if got is None:
         c.require(False, "not probed (no result in the http facts)")
         return c
+    if got.get("auth_error"):
+        # Without its credential the probe was never sent: nothing is known about the service.
+        raise Unreachable("http", f"{probe.name}: not probed: {got['auth_error']}")
     if got.get("error") or got.get("status") is None:
         c.require(False, f"no answer: {got.get('error') or 'no status'}")
         return c
@@ -28,7 +32,13 @@ def check(probe: Probe, facts: dict[str, Any]) -> Check:
                  else body)
     values = got.get("json") or {}
     for key, want in sorted((expect.get("json") or {}).items()):
-        c.same(f"json {key}", want, values.get(key))
+        found = values.get(key)
+        if "*" in key and isinstance(found, list):
+            bad = [v for v in found if not same(want, v)]
+            c.require(bool(found) and not bad, f"json {key}: expected {want} for every match, "
+                                               f"got {', '.join(map(str, found)) or 'none'}")
+        else:
+            c.same(f"json {key}", want, found)
     present = got.get("json_keys") or {}
     missing = [k for k in expect.get("json_keys") or [] if not present.get(k)]
     c.require(not missing, f"json keys missing: {', '.join(missing)}")

@@ -20,19 +20,30 @@ def place(hit: dict[str, Any]) -> str:
 
 
 def check(ssot: Ssot, host: str, address: str, facts: dict[str, Any]) -> Check:
-    """No hit for the address; every SSOT config root of the host was scanned."""
+    """No hit for the address, and a scan that covered every SSOT config root of the host."""
     hits = [h for h in facts.get("stale_refs") or [] if h.get("address") == address]
     scan = facts.get("scan") or {}
-    scanned = {str(r).rstrip("/") for r in scan.get("roots") or []}
-    roots = sorted({r for st in ssot.stacks_on(host) for r in st.config_roots})
-    unscanned = [r for r in roots if r.rstrip("/") not in scanned]
     if hits:
         c = Check(f"Stale address {address} on {host} in", sep=" ")
         c.problems.extend(place(h) for h in hits)
     else:
         c = Check(f"Stale address {address} on {host}")
-        # A scan that never looked would pass for clean.
-        c.require(not unscanned, f"config roots not scanned: {', '.join(unscanned)}")
+        gaps = unscanned(ssot, host, scan)  # a scan that never looked would pass for clean
+        c.require(not gaps, f"not fully scanned, so not known clean: {'; '.join(gaps)}")
     c.saw("stale_refs", {"address": address, "was": ssot.retired_addresses.get(address),
                          "hits": [place(h) for h in hits], "scan": scan})
     return c
+
+
+def unscanned(ssot: Ssot, host: str, scan: dict[str, Any]) -> list[str]:
+    """What of the host's SSOT config roots the scan did not cover, and why."""
+    roots = sorted({r.rstrip("/") for st in ssot.stacks_on(host) for r in st.config_roots})
+    listed = {str(r).rstrip("/") for r in scan.get("roots") or []}
+    skipped = {str(s.get("path", "")).rstrip("/"): s.get("reason") for s in
+               scan.get("skipped") or []}
+    out = [f"{r} (not a scan root)" for r in roots if r not in listed]
+    out += [f"{r} ({skipped[r]})" for r in roots if r in listed and r in skipped]
+    if scan.get("complete") is False:
+        out += [f"{s.get('path')} ({s.get('reason')})" for s in scan.get("skipped") or []
+                if "budget" in str(s.get("reason"))] or ["scan incomplete"]
+    return out

@@ -44,16 +44,25 @@ proxmox
     node:    str
     vms:     {<vmid as str>: {exists: bool, status: str|None, qmpstatus: str|None,
                               onboot: int|None, name: str|None}}
+                                  # onboot unset in the VM config = 0 (PVE's default);
+                                  # exists false: all else None
 
 prometheus
-    targets: [{job, instance, health, scrape_url, last_error}]
+    targets: [{job, instance, health, scrape_url, last_error}]   # last_error "" -> None
     rules:   {<rule name>: {ok: bool, error: str|None, values: [float]}}
+                                  # values may be NaN or +-inf (Prometheus sends "NaN", "+Inf")
 
 http
     probes:  {<probe name>: {url, status: int|None, error: str|None, elapsed_s: float,
+                             auth_error: str|None,        # its secret could not be obtained:
+                                                          # not asked (error says so too);
+                                                          # UNREACHABLE, not drift
                              body: str|None,              # only when the SSOT expects a body
-                             json: {<key path>: value},   # only the SSOT's expected keys
+                             json: {<key path>: value},   # only the SSOT's expected keys;
+                                                          # absent path -> key left out;
+                                                          # a `*` path -> list of matches
                              json_keys: {<key path>: bool}}}
+                                  # url: SSOT query values shown, auth parameters by name only
     routes:  {<hostname>: {url, status: int|None, location: str|None, error: str|None,
                            elapsed_s: float}}             # redirects never followed
 """

@@ -115,9 +115,12 @@ def collect(ssot: Ssot, settings: Settings, client: httpx.Client | None = None,
         headers = auth.headers(api, base)
 
         def keys(path: str) -> list[str]:
-            _, payload = api.get_json(f"{base}{SECRETS}", headers=headers, params={
-                **_scope(ssot, path), "viewSecretValue": "false"})
-            return parsed(api, f"GET {base}{SECRETS}", parse_secret_keys, payload)
+            try:
+                _, payload = api.get_json(f"{base}{SECRETS}", headers=headers, params={
+                    **_scope(ssot, path), "viewSecretValue": "false"})
+                return parsed(api, f"GET {base}{SECRETS}", parse_secret_keys, payload)
+            except Unreachable as exc:  # the query that names the path is not in the reason
+                raise api.fail(f"secret path {path}: {exc.reason}") from None
 
         paths = [sp.path for sp in ssot.secret_paths]
         found = concurrently(keys, paths)

@@ -21,7 +21,8 @@ from opsverify.facts.api_client import (
     short,
 )
 from opsverify.settings import Settings
-from opsverify.ssot import Rule, Ssot
+from opsverify.ssot import Ssot
+from opsverify.ssot.model import Rule
 
 SOURCE = "prometheus"
 QUERY_ERROR_STATUS = (400, 422, 503)  # bad_data, execution, timeout: the body says which

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsverify.checks import canonical
 from opsverify.ssot.model import Ssot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,7 +64,7 @@ def host_facts(ssot: Ssot, name: str) -> dict[str, Any]:
         "scan": {"roots": sorted({r for st in ssot.stacks_on(name) for r in st.config_roots}),
                  "files": 40, "bytes": 123456, "skipped": []},
         "config": {c.name: {"file": c.file, "ok": True, "error": None,
-                            "values": {k: [v] for k, v in c.keys.items()}}
+                            "values": {k: [as_read(v, c.format)] for k, v in c.keys.items()}}
                    for c in ssot.config_checks if c.host == name},
         "duration_s": 0.4,
     }
@@ -73,6 +74,11 @@ def host_facts(ssot: Ssot, name: str) -> dict[str, Any]:
         facts["zfs"] = {"ok": True, "error": None, "datasets": sorted(
             {*pools, *(ds for d in ssot.decommissions for ds in d.datasets)})}
     return facts
+
+
+def as_read(value: Any, fmt: str) -> Any:
+    """A value as a config reader returns it: XML text is always a string ("true", "8096")."""
+    return canonical(value) if fmt == "xml" else value
 
 
 def _container(c: Any) -> dict[str, Any]:
@@ -169,46 +175,50 @@ class Outcome:
 
 @dataclass
 class Run:
-    """The outcomes of one `pytest gates/` run, by `module::test[id]`."""
+    """The outcomes of one `pytest gates/` run, by `module::test[id]`, and what it printed."""
 
     outcomes: dict[str, Outcome]
-    returncode: int
     output: str = field(repr=False, default="")
 
     def failing(self) -> dict[str, str]:
         return {k: o.message for k, o in self.outcomes.items() if o.status != "passed"}
 
 
-def gates_argv(facts_dir: Path, junit: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "pytest", str(ROOT / "gates"), "--facts", str(facts_dir),
-            "-q", "-p", "no:cacheprovider", f"--junitxml={junit}", "-o", "junit_family=xunit2",
-            *extra]
-
-
 def gate_env(**env: str) -> dict[str, str]:
+    """The environment of a gate run: no OPSVERIFY_* of ours, the network guard on."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("OPSVERIFY_")}
     base.update({"OPSVERIFY_NETGUARD": "1", "OPSVERIFY_NOW": BEFORE_HOLD}, **env)
     return base
 
 
-def start(facts: Facts, workdir: Path, env: dict[str, str] | None = None,
-          *extra: str) -> Callable[[], Run]:
-    """Start `pytest gates/ --facts` on these facts; return a function that waits for its Run."""
-    facts_dir = write_facts(facts, workdir / "facts")
-    junit = workdir / "junit.xml"
-    proc = subprocess.Popen(gates_argv(facts_dir, junit, *extra), cwd=ROOT, env=gate_env(
-        **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def run_many(jobs: dict[str, tuple[Facts, dict[str, str]]], workdir: Path,
+             workers: int = 2) -> dict[str, Run]:
+    """Run the gates once per job (facts, env overrides), spread over worker processes."""
+    dirs = {}
+    for i, (name, (facts, env)) in enumerate(jobs.items()):
+        job = workdir / f"job{i:03d}"
+        write_facts(facts, job / "facts")
+        (job / "env.json").write_text(json.dumps(env))
+        dirs[name] = job
+    batches = [list(dirs.values())[w::workers] for w in range(workers)]
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).with_name("gaterun.py")),
+                               *map(str, batch)], cwd=ROOT, env=gate_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for batch in batches if batch]
+    crashes = "".join(p.communicate(timeout=300)[0] for p in procs)
+    return {name: _result(job, crashes) for name, job in dirs.items()}
 
-    def wait() -> Run:
-        out, _ = proc.communicate(timeout=120)
-        return Run(parse_junit(junit) if junit.exists() else {}, proc.returncode, out)
-    return wait
+
+def _result(job: Path, crashes: str) -> Run:
+    junit, output = job / "junit.xml", job / "output.txt"
+    text = output.read_text() if output.exists() else crashes
+    return Run(parse_junit(junit) if junit.exists() else {}, text)
 
 
-def run_gates(facts: Facts, env: dict[str, str] | None = None, *extra: str) -> Run:
-    """Run the gates on these facts in a subprocess and wait for the result."""
+def run_gates(facts: Facts, env: dict[str, str] | None = None) -> Run:
+    """Run the gates once on these facts and wait for the result."""
     with tempfile.TemporaryDirectory(prefix="opsverify-gates-") as tmp:
-        return start(facts, Path(tmp), env, *extra)()
+        return run_many({"run": (facts, env or {})}, Path(tmp), workers=1)["run"]
 
 
 def parse_junit(path: Path) -> dict[str, Outcome]:

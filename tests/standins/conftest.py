@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from opsverify.lab.standins import _http
@@ -77,3 +79,29 @@ def serve() -> Iterator[Callable[..., str]]:
     yield start
     for server in servers:
         _http.stop(server)
+
+
+@pytest.fixture(scope="session")
+def client_tls() -> ssl.SSLContext:
+    """One TLS context for every test client: building one per client costs ~0.1 s."""
+    return ssl.create_default_context()
+
+
+@pytest.fixture
+def new_client(client_tls) -> Iterator[Callable[..., httpx.Client]]:
+    """Make httpx clients, closed when the test ends."""
+    clients: list[httpx.Client] = []
+
+    def make(base_url: str = "", **kwargs: Any) -> httpx.Client:
+        clients.append(httpx.Client(base_url=base_url, verify=client_tls, timeout=10, **kwargs))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def http(new_client) -> httpx.Client:
+    """A plain client for absolute URLs; never follows redirects."""
+    return new_client()

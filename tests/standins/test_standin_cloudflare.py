@@ -28,7 +28,7 @@ class _Origin(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path == "/ok":
             body = b"hello from origin"
             self.send_response(200)
@@ -99,23 +99,24 @@ def log() -> io.StringIO:
 
 
 @pytest.fixture
-def api(serve, state, tokens, log):
+def api(serve, state, tokens, log, new_client):
     base = serve(cloudflare.CloudflareApi(state), log=log) + "/client/v4"
+    clients: dict[str | None, httpx.Client] = {}
 
     def client(scope: str | None = "read") -> httpx.Client:
-        headers = {"Authorization": f"Bearer {tokens[scope]}"} if scope else {}
-        return httpx.Client(base_url=base, headers=headers, timeout=5)
+        if scope not in clients:
+            headers = {"Authorization": f"Bearer {tokens[scope]}"} if scope else {}
+            clients[scope] = new_client(base, headers=headers)
+        return clients[scope]
 
     return client
 
 
 @pytest.fixture
-def edge(serve, state, log) -> str:
-    return serve(cloudflare.CloudflareEdge(state), log=log)
-
-
-def _edge_get(edge: str, host: str, path: str = "/") -> httpx.Response:
-    return httpx.get(edge + path, headers={"Host": host}, follow_redirects=False, timeout=10)
+def edge(serve, state, log, http):
+    """GET a public hostname through the edge: edge(host, path="/")."""
+    url = serve(cloudflare.CloudflareEdge(state), log=log)
+    return lambda host, path="/": http.get(url + path, headers={"Host": host})
 
 
 def test_envelope_and_record_shape_match_the_real_api(api, sample, gaps):
@@ -244,7 +245,7 @@ def test_tunnel_configuration_get_and_put(api, sample, gaps):
 
 
 def test_edge_passes_a_redirect_through_unchanged(edge):
-    response = _edge_get(edge, "spotisub.ronny.works")
+    response = edge("spotisub.ronny.works")
     assert response.status_code == 302
     assert response.headers["location"] == "/login"
     assert response.headers["server"] == "cloudflare"
@@ -252,10 +253,10 @@ def test_edge_passes_a_redirect_through_unchanged(edge):
 
 
 def test_edge_proxies_body_and_host(edge):
-    response = _edge_get(edge, "spotisub.ronny.works", "/ok")
+    response = edge("spotisub.ronny.works", "/ok")
     assert response.status_code == 200 and response.text == "hello from origin"
     assert response.headers["x-seen-host"] == "spotisub.ronny.works"
-    wildcard = _edge_get(edge, "radarr.apps.ronny.works", "/ok")
+    wildcard = edge("radarr.apps.ronny.works", "/ok")
     assert wildcard.status_code == 200
 
 
@@ -270,27 +271,27 @@ def test_edge_proxies_body_and_host(edge):
     ],
 )
 def test_edge_failures(edge, public_host, status, body):
-    response = _edge_get(edge, public_host)
+    response = edge(public_host)
     assert (response.status_code, response.text) == (status, body)
 
 
 def test_put_through_the_api_reroutes_live_traffic(api, edge, origin):
     url = f"/accounts/{ACCOUNT}/cfd_tunnel/{TUNNEL}/configurations"
-    assert _edge_get(edge, "jellyfin.ronny.works").status_code == 502
+    assert edge("jellyfin.ronny.works").status_code == 502
     config = api().get(url).json()["result"]["config"]
     config["ingress"][1]["service"] = origin
     assert api("edit").put(url, json={"config": config}).status_code == 200
-    assert _edge_get(edge, "jellyfin.ronny.works", "/ok").status_code == 200
+    assert edge("jellyfin.ronny.works", "/ok").status_code == 200
     config["ingress"] = [{"service": "http_status:503"}]
     api("edit").put(url, json={"config": config})
-    assert _edge_get(edge, "spotisub.ronny.works").status_code == 503
+    assert edge("spotisub.ronny.works").status_code == 503
 
 
 def test_deleting_the_dns_record_breaks_the_route(api, edge):
     client = api("edit")
     record = client.get(f"/zones/{ZONE}/dns_records", params={"name": "spotisub"}).json()
     client.delete(f"/zones/{ZONE}/dns_records/{record['result'][0]['id']}")
-    assert _edge_get(edge, "spotisub.ronny.works").status_code == 530
+    assert edge("spotisub.ronny.works").status_code == 530
 
 
 def test_edge_over_tls(serve, state, tmp_path):
@@ -328,7 +329,7 @@ def test_log_never_holds_a_token(api, edge, log, tokens):
     api("edit").get("/zones", params={"token": tokens["edit"]})
     api("edit").post(f"/zones/{ZONE}/dns_records", json={
         "type": "TXT", "name": "t", "content": tokens["read"]})
-    _edge_get(edge, "spotisub.ronny.works", f"/?secret={tokens['edit']}")
+    edge("spotisub.ronny.works", f"/?secret={tokens['edit']}")
     text = log.getvalue()
     assert "GET /client/v4/zones 200" in text and "edge" in text
     assert tokens["edit"] not in text and tokens["read"] not in text

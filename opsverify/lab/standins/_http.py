@@ -91,7 +91,7 @@ class Request:
         """The token of an `Authorization: Bearer` header, if any."""
         value = self.headers.get("Authorization") or ""
         scheme, _, token = value.partition(" ")
-        return token.strip() or None if scheme.lower() == "bearer" else None
+        return (token.strip() or None) if scheme.lower() == "bearer" else None
 
 
 @dataclass
@@ -259,13 +259,14 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as exc:  # noqa: BLE001 - a bug must never leak a traceback to the client
             self.server.log(f"{self.server.app.name} internal error: {_where(exc)}")
             response = self.server.app.render_error(self._request(b""), ApiError(500, "internal error"))
-        self._send(response)
+        # Logged before sending, so whoever got the answer also finds its line in the log.
         ms = (time.monotonic() - start) * 1000
         path = urlsplit(self.path).path
         self.server.log(
             f"{self.server.app.name} {self.client_address[0]} {self.command} {path} "
             f"{response.status} {ms:.0f}ms"
         )
+        self._send(response)
 
     def _request(self, body: bytes) -> Request:
         return Request(self.command, self.path, self.headers, body, self.client_address[0])
@@ -323,6 +324,7 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = 128  # the stdlib's 5 drops SYNs under a burst of clients
 
     def __init__(
         self,

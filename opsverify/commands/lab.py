@@ -1,0 +1,244 @@
+"""`ops lab`: the lab twin, the homelab rebuilt from the SSOT on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from opsverify import redact
+
+DESCRIPTION = """\
+The lab twin rebuilds the SSOT's homelab on this machine, with the SSOT's own addresses,
+inside a private network namespace: real sshd, dockerd, Prometheus and node-exporter per
+host, stand-ins for Cloudflare, Infisical, Proxmox VE and the tailscale/zfs CLIs. Gates
+run against it unchanged: `ops lab exec -- ops verify`."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    lab = sub.add_parser("lab", help="build, inspect, break and remove the lab twin",
+                         description=DESCRIPTION,
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--name", default=os.environ.get("OPSVERIFY_LAB_NAME"),
+                        help="twin name (default: twin; namespace opsverify-NAME)")
+    common.add_argument("--state-dir", metavar="DIR", type=Path, default=None,
+                        help="state directory (default: $OPSVERIFY_LAB_DIR or "
+                             "/var/lib/opsverify/lab/NAME)")
+    cmds = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND", required=True)
+
+    p = cmds.add_parser("up", parents=[common], help="build the twin from the SSOT",
+                        description="Build the twin from the SSOT, replacing any earlier one, "
+                                    "and wait until every container, stand-in and scrape "
+                                    "target is as the SSOT says.",
+                        epilog="exit codes: 0 up, 1 failed, 2 prerequisites missing or bad SSOT")
+    p.add_argument("--ssot", metavar="DIR", type=Path, default=None,
+                   help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
+    p.set_defaults(func=cmd_up)
+
+    p = cmds.add_parser("down", parents=[common], help="remove everything the twin made",
+                        description="Stop every process and remove every mount, namespace, "
+                                    "address, cgroup and file of the twin. Safe to repeat.")
+    p.set_defaults(func=cmd_down)
+
+    p = cmds.add_parser("status", parents=[common], help="where everything of the twin is",
+                        description="Where the twin's hosts, sockets, keys and stand-ins are. "
+                                    "--json adds the credentials and canaries (for tools).")
+    p.add_argument("--json", action="store_true", help="machine-readable, with credentials")
+    p.set_defaults(func=cmd_status)
+
+    p = cmds.add_parser("exec", parents=[common], help="run a command inside the twin",
+                        description="Run CMD in the twin's network, with its name resolution, "
+                                    "CA bundle and API credentials in the environment.",
+                        usage="ops lab exec [--name NAME] [--state-dir DIR] -- CMD [ARG...]")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command")
+    p.set_defaults(func=cmd_exec)
+
+    p = cmds.add_parser("ssh", parents=[common], help="run a command on a twin host over SSH",
+                        usage="ops lab ssh [--name NAME] HOST [-- CMD [ARG...]]")
+    p.add_argument("host", help="SSOT host name (vm209) or its hostname")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command (none: a login shell)")
+    p.set_defaults(func=cmd_ssh)
+
+    p = cmds.add_parser("drift", parents=[common], help="break one thing, as it broke in real life",
+                        description="Apply one drift scenario through the interface a person "
+                                    "would use. `ops lab reset` undoes every drift.")
+    p.add_argument("scenario", nargs="?", help="scenario name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the scenarios")
+    p.add_argument("--json", action="store_true", help="with --list: as JSON")
+    p.set_defaults(func=cmd_drift)
+
+    p = cmds.add_parser("reset", parents=[common], help="restore the clean twin",
+                        description="Converge the twin back to the state of a fresh `up`.")
+    p.set_defaults(func=cmd_reset)
+
+
+def _layout(args: argparse.Namespace):  # noqa: ANN202
+    from opsverify.lab.layout import Layout
+    return Layout.of(args.name, args.state_dir)
+
+
+def _fail(cmd: str, exc: Exception, code: int = 1) -> int:
+    print(f"ops lab {cmd}: {redact.scrub(str(exc))}", file=sys.stderr)
+    return code
+
+
+def _reexec_inside(args: argparse.Namespace, layout: object) -> int | None:
+    """Run this very command inside the twin's network (drift and reset talk to its APIs)."""
+    from opsverify.lab import twin
+    if twin.inside(layout):  # type: ignore[arg-type]
+        return None
+    argv = twin.exec_argv(layout, [sys.executable, "-m", "opsverify.cli", *sys.argv[1:]])
+    os.execvpe(argv[0], argv, twin.exec_env(layout))
+    return 1  # not reached
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from opsverify.lab import prereq, twin
+    from opsverify.lab.layout import LabError
+    problems = prereq.missing()
+    if problems:
+        for line in problems:
+            print(f"ops lab up: {line}", file=sys.stderr)
+        return 2
+    t0 = time.monotonic()
+    try:
+        layout = _layout(args)
+        say = lambda msg: print(f"ops lab up: {msg}", flush=True)  # noqa: E731
+        result = twin.up(layout, args.ssot, say)
+    except LabError as exc:
+        return _fail("up", exc, 2 if str(exc).startswith("invalid SSOT") else 1)
+    print(f"ops lab up: twin {layout.name!r} ready: {result['hosts']} hosts, "
+          f"{result['containers']} containers ({result['running']} running), "
+          f"{time.monotonic() - t0:.1f} s; `ops lab status` says where everything is")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from opsverify.lab import twin
+    from opsverify.lab.layout import LabError
+    t0 = time.monotonic()
+    try:
+        layout = _layout(args)
+        left = twin.down(layout)
+    except LabError as exc:
+        return _fail("down", exc)
+    for line in left:
+        print(f"ops lab down: {line}", file=sys.stderr)
+    print(f"ops lab down: twin {layout.name!r} removed ({time.monotonic() - t0:.1f} s)"
+          + (f", {len(left)} leftovers" if left else ""))
+    return 1 if left else 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from opsverify.lab import twin
+    from opsverify.lab.layout import LabError
+    try:
+        st = twin.status(_layout(args))
+    except LabError as exc:
+        return _fail("status", exc)
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0 if st["up"] else 3
+    print(f"twin {st['name']!r}: {'UP' if st['up'] else 'DOWN'}")
+    print(f"  state dir   {st['state_dir']}")
+    print(f"  namespace   {st['netns']} ({st['netns_path']})")
+    if not st["hosts"]:
+        return 0 if st["up"] else 3
+    print(f"  SSOT        {st['ssot']}")
+    print(f"  ssh_config  {st['ssh_config']}")
+    print(f"  CA bundle   {st['ca_bundle']}")
+    for name, h in st["hosts"].items():
+        ssh = h["ssh"]
+        print(f"  host {name:<6} {h['hostname']:<16} {', '.join(h['addresses'])}")
+        print(f"      ssh {ssh['user']}@{ssh['address']}:{ssh['port']}  pid {h['pid']}"
+              + (f"  docker {h['docker_socket']}" if h["docker_socket"] else ""))
+    s = st["standins"]
+    print(f"  cloudflare  {s['cloudflare']['api_url']} (edge {s['cloudflare']['edge']})")
+    print(f"  infisical   {s['infisical']['url']}")
+    if "proxmox" in s:
+        print(f"  proxmox     {s['proxmox']['url']}")
+    print(f"  prometheus  {s['prometheus']['url']}")
+    print(f"  credentials and {len(st['canaries'])} canary secrets: ops lab status --json")
+    return 0 if st["up"] else 3
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from opsverify.lab import twin
+    from opsverify.lab.layout import LabError
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        print("ops lab exec: give a command after --", file=sys.stderr)
+        return 2
+    try:
+        layout = _layout(args)
+        argv, env = twin.exec_argv(layout, cmd), twin.exec_env(layout)
+    except LabError as exc:
+        return _fail("exec", exc)
+    os.execvpe(argv[0], argv, env)
+    return 1  # not reached
+
+
+def cmd_ssh(args: argparse.Namespace) -> int:
+    from opsverify.lab import twin
+    from opsverify.lab.layout import LabError
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    try:
+        layout = _layout(args)
+        st = twin.status(layout)
+        if not st["up"]:
+            raise LabError(f"twin {layout.name!r} is not up (run `ops lab up`)")
+        names = {n: n for n in st["hosts"]} | {h["hostname"]: n for n, h in st["hosts"].items()}
+        if args.host not in names:
+            raise LabError(f"no twin host {args.host!r} (hosts: {', '.join(st['hosts'])})")
+        argv = twin.ssh_argv(layout, names[args.host], cmd)
+    except LabError as exc:
+        return _fail("ssh", exc)
+    os.execvp(argv[0], argv)
+    return 1  # not reached
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from opsverify.lab import drift
+    from opsverify.lab.layout import LabError
+    if args.list or not args.scenario:
+        if args.json:
+            print(json.dumps([{"name": s.name, "description": s.description,
+                               "families": list(s.families)} for s in drift.SCENARIOS],
+                             indent=2))
+            return 0
+        width = max(len(s.name) for s in drift.SCENARIOS)
+        for s in drift.SCENARIOS:
+            print(f"{s.name:<{width}}  {','.join(s.families):<14}  {s.description}")
+        return 0 if args.list else 2
+    try:
+        layout = _layout(args)
+        scenario = drift.get(args.scenario)
+        again = _reexec_inside(args, layout)
+        if again is not None:
+            return again
+        drift.apply(layout, scenario, say=lambda m: print(f"ops lab drift: {m}", flush=True))
+    except LabError as exc:
+        return _fail("drift", exc)
+    print(f"ops lab drift: {scenario.name} applied; expected to FAIL: "
+          f"{', '.join(scenario.families)}; undo with `ops lab reset`")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from opsverify.lab import twin
+    from opsverify.lab.layout import LabError
+    t0 = time.monotonic()
+    try:
+        layout = _layout(args)
+        again = _reexec_inside(args, layout)
+        if again is not None:
+            return again
+        twin.reset(layout, say=lambda m: print(f"ops lab reset: {m}", flush=True))
+    except LabError as exc:
+        return _fail("reset", exc)
+    print(f"ops lab reset: twin {layout.name!r} is clean again ({time.monotonic() - t0:.1f} s)")
+    return 0

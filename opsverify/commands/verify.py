@@ -1,0 +1,242 @@
+"""`ops verify`: run the gates (pytest on the repo's gates/) and write the reports asked for.
+
+A thin wrapper: it validates the SSOT and the selection, builds a pytest argument list, runs
+pytest in this process, and turns the run's results JSON into JUnit XML and a Prometheus
+textfile. Every verdict comes from the gates; none is made here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from opsverify import redact, results
+from opsverify import ssot as ssot_pkg
+
+REPO = Path(__file__).resolve().parents[2]
+GATES = REPO / "gates"
+
+# Installed for the project's own tests; the gates never use them, and loading hypothesis
+# alone costs ~1 s per run. (The unraisable-exception hook runs gc.collect() five times per
+# session.)
+UNUSED_PLUGINS = ("hypothesispytest", "benchmark", "anyio", "pytest11.testinfra",
+                  "unraisableexception")
+
+EXIT_HELP = """exit codes:
+  0  every selected gate passed
+  1  at least one gate FAILED (drift) or hit an ERROR (a bug in a gate or collector)
+  2  invalid SSOT (schema or syntax), unknown --host/--family, bad option, nothing selected
+  4  no FAIL, but at least one host or API was UNREACHABLE (its gates could not be run)
+130 interrupted"""
+
+
+def families() -> list[str]:
+    """Gate families: gates/test_<family>.py."""
+    return sorted(p.stem.removeprefix("test_") for p in GATES.glob("test_*.py"))
+
+
+def add_selection_args(p: argparse.ArgumentParser) -> None:
+    """The flags that choose what is verified and how facts are gathered (shared with soak)."""
+    g = p.add_argument_group("selection")
+    g.add_argument("--host", metavar="NAME", action="append", default=[],
+                   help="only gates concerning this SSOT host (repeatable)")
+    g.add_argument("--family", metavar="NAME", action="append", default=[],
+                   help="only this gate family, gates/test_NAME.py (repeatable)")
+    g.add_argument("-k", metavar="EXPR", dest="keyword", default=None,
+                   help="pytest -k expression over test ids, passed through")
+    g.add_argument("--ssot", metavar="DIR", type=Path, default=None,
+                   help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
+    f = p.add_argument_group("facts")
+    f.add_argument("--facts", metavar="DIR", type=Path, default=None,
+                   help="replay facts saved by --save-facts instead of asking hosts and APIs")
+    f.add_argument("--save-facts", metavar="DIR", type=Path, default=None,
+                   help="save every collected fact to DIR (one JSON file per host or API)")
+    f.add_argument("--timeout", metavar="S", type=float, default=None,
+                   help="hard limit in seconds for one host's or API's collection (default 10)")
+    f.add_argument("--parallel", metavar="N", type=int, default=None,
+                   help="collect at most N hosts/APIs at once (default: all at once)")
+
+
+def selection_flags(args: argparse.Namespace) -> list[str]:
+    """The selection flags of parsed args, as `ops verify` takes them (for soak and lab exec)."""
+    out: list[str] = []
+    for h in args.host:
+        out += ["--host", h]
+    for f in args.family:
+        out += ["--family", f]
+    for flag, value in (("-k", args.keyword), ("--ssot", args.ssot), ("--facts", args.facts),
+                        ("--timeout", args.timeout), ("--parallel", args.parallel)):
+        if value is not None:
+            out += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]
+    return out
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "verify", help="run the drift gates against the hosts (or replayed facts)",
+        description="Run every drift gate (or a selection) against the live hosts and APIs the "
+                    "SSOT names, and report PASS / FAIL / UNREACHABLE per gate. Ends with one "
+                    "line: `ops verify: 187/187 PASS (11 families, 3 hosts, 2.1 s)`.",
+        epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_selection_args(p)
+    o = p.add_argument_group("reports (any together; each written atomically)")
+    o.add_argument("--html", metavar="PATH", type=Path, help="self-contained HTML report")
+    o.add_argument("--junit-xml", metavar="PATH", type=Path, help="JUnit XML for CI")
+    o.add_argument("--json", metavar="PATH", type=Path, help="every test: id, outcome, message")
+    o.add_argument("--prom", metavar="PATH", type=Path,
+                   help="Prometheus textfile for node-exporter's textfile collector")
+    v = p.add_mutually_exclusive_group()
+    v.add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    v.add_argument("-v", "--verbose", action="count", default=0, help="one line per gate")
+    p.set_defaults(func=run)
+
+
+def _fail(message: str, code: int = results.EXIT_USAGE) -> int:
+    print(redact.scrub(f"ops verify: {message}"), file=sys.stderr)
+    return code
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with the selection or options, or None."""
+    if not GATES.is_dir():
+        return (f"no gates/ directory next to the opsverify package ({REPO}); "
+                "install opsverify from a clone with `pip install -e .`")
+    known = families()
+    unknown = [f for f in args.family if f not in known]
+    if unknown:
+        return f"unknown family {', '.join(unknown)} (known: {', '.join(known)})"
+    if args.facts is not None and not args.facts.is_dir():
+        return f"--facts {args.facts}: not a directory"
+    if args.timeout is not None and not args.timeout > 0:
+        return f"--timeout {args.timeout}: must be a positive number of seconds"
+    if args.parallel is not None and args.parallel < 1:
+        return f"--parallel {args.parallel}: must be at least 1"
+    for path in (getattr(args, n, None) for n in ("html", "junit_xml", "json", "prom")):
+        problem = _unwritable(path) if path is not None else None
+        if problem:
+            return problem
+    return None
+
+
+def _unwritable(path: Path) -> str | None:
+    if path.is_dir():
+        return f"{path}: is a directory"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return f"{path}: cannot create its directory: {exc.strerror}"
+    return None if os.access(path.parent, os.W_OK) else f"{path}: directory not writable"
+
+
+def load_ssot(path: Path | None) -> ssot_pkg.Ssot | None:
+    """The SSOT, or None after printing every problem as `ops ssot check` does."""
+    try:
+        return ssot_pkg.load(path, strict=False)
+    except ssot_pkg.SsotInvalid as exc:
+        for problem in exc.problems:
+            print(redact.scrub(str(problem)), file=sys.stderr)
+        n = len(exc.problems)
+        print(f"ops verify: invalid SSOT: {n} problem{'s' if n != 1 else ''}", file=sys.stderr)
+        return None
+
+
+def pytest_argv(args: argparse.Namespace, json_path: Path) -> list[str]:
+    """The pytest command line for this selection, writing results JSON to json_path."""
+    paths = [str(GATES / f"test_{f}.py") for f in dict.fromkeys(args.family)] or [str(GATES)]
+    argv = [*paths, "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
+            "-p", "no:cacheprovider", "--continue-on-collection-errors", "-rN",
+            *[a for name in UNUSED_PLUGINS for a in ("-p", f"no:{name}")],
+            "--opsverify-json", str(json_path)]
+    keyword = args.keyword
+    if args.host:
+        hosts = " or ".join(dict.fromkeys(args.host))
+        keyword = f"({keyword}) and ({hosts})" if keyword else hosts
+    if keyword:
+        argv += ["-k", keyword]
+    for flag, value in (("--ssot", args.ssot), ("--facts", args.facts),
+                        ("--save-facts", args.save_facts), ("--timeout", args.timeout),
+                        ("--opsverify-parallel", args.parallel)):
+        if value is not None:
+            argv += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]
+    html = getattr(args, "html", None)
+    if html is not None:
+        argv += ["--html", str(html.resolve()), "--self-contained-html"]
+    quiet, verbose = getattr(args, "quiet", 0), getattr(args, "verbose", 0)
+    if verbose:
+        argv += ["-" + "v" * verbose, "--tb=line"]
+    else:
+        argv += ["-qq", "--tb=no"]
+        if quiet:
+            argv += ["--opsverify-quiet", "-o", "console_output_style=classic"]
+    return argv
+
+
+def run(args: argparse.Namespace) -> int:
+    problem = check_args(args)
+    if problem:
+        return _fail(problem)
+    ssot = load_ssot(args.ssot)
+    unknown = [h for h in args.host if ssot and h not in ssot.hosts]
+    if ssot is None or unknown:
+        if unknown:
+            _fail(f"unknown host {', '.join(unknown)} (SSOT hosts: {', '.join(ssot.hosts)})")
+        # The nightly textfile must say this run failed, not keep last night's success.
+        write_reports(args, None, results.EXIT_USAGE)
+        return results.EXIT_USAGE
+    with tempfile.TemporaryDirectory(prefix="opsverify-") as tmp:
+        json_path = args.json.resolve() if args.json else Path(tmp) / "results.json"
+        json_path.unlink(missing_ok=True)  # a stale file must not pass for this run's results
+        rc = run_pytest(pytest_argv(args, json_path))
+        res = _results_or_none(json_path)
+        code = exit_code(rc, res)
+        write_reports(args, res, code)
+    return code
+
+
+def run_pytest(argv: list[str]) -> int:
+    """pytest in this process, on the repo's gates (fixtures/ is imported from the repo)."""
+    import pytest
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    cwd = Path.cwd()
+    os.chdir(REPO)  # test ids and paths in the output read gates/test_x.py, wherever ops runs
+    try:
+        return int(pytest.main(argv))
+    finally:
+        os.chdir(cwd)
+
+
+def _results_or_none(path: Path) -> dict[str, Any] | None:
+    try:
+        return results.load(path)
+    except results.ResultsError:
+        return None
+
+
+def exit_code(rc: int, res: dict[str, Any] | None) -> int:
+    """Map pytest's exit status and the results to ours (see EXIT_HELP)."""
+    if rc == 2:
+        return _fail("interrupted", 130)
+    if res is not None:
+        if rc == 3:
+            return _fail("internal error in the run (see above)", results.EXIT_FAIL)
+        return res["exit_code"]
+    if rc == 5:
+        return _fail("no gate selected: --host/--family/-k matched nothing")
+    if rc == 4:
+        return _fail("pytest refused the options (see above)")
+    return _fail(f"the run ended without results (pytest exit status {rc})", results.EXIT_FAIL)
+
+
+def write_reports(args: argparse.Namespace, res: dict[str, Any] | None, code: int) -> None:
+    """JUnit XML and the Prometheus textfile, from the results of the run."""
+    if args.junit_xml is not None and res is not None:
+        results.write_atomic(args.junit_xml, results.junit_xml(res))
+    if args.prom is not None:
+        results.write_atomic(args.prom, results.prometheus_text(res, now=time.time(), code=code))

@@ -1,0 +1,146 @@
+"""THE list of everything the verifier runs on a host, in one place, so it can be audited.
+
+Exactly one command runs on each host per run, built by facts_command() and nowhere else:
+
+    env -i PATH=<SYSTEM_PATH> LC_ALL=C timeout -k 1 <LIMIT> python3 -I -S -c <BOOTSTRAP> \
+        <SCRIPT> <PARAMS>
+
+Why each part only reads:
+
+- `env -i PATH=... LC_ALL=C` (coreutils) starts from an empty environment with the system
+  PATH: whatever the login rc file put in PATH (a pyenv shim costs ~0.4 s per call) or in the
+  environment cannot change which python3, tailscale or zfs runs. It works in any login shell.
+- `timeout -k 1 LIMIT` (coreutils) ends the script after LIMIT seconds, KILLs it one second
+  later: a hung NFS read cannot keep a process alive on the host.
+- `python3 -I -S -c BOOTSTRAP`: isolated mode, no site-packages, no user environment, no
+  script directory on the path; BOOTSTRAP (below, fixed text) unpacks SCRIPT and calls it.
+- SCRIPT is base64(zlib(JSON)) of the source of opsverify.facts.commands, .parsers and .remote
+  exactly as they are in this checkout; check() rebuilds it and compares it byte for byte, so
+  nothing else can be sent. PARAMS is base64 JSON of SSOT data (paths, names, addresses,
+  glob patterns): data the script reads, never code, and never interpolated into a shell.
+
+What the script does on the host, all of it reading:
+
+- hostname: from the kernel (uname), no command.
+- runs only the programs of HOST_ARGV, each with a timeout, stdin closed:
+  `tailscale status --json` (prints the node's state) and, on the Proxmox host only,
+  `zfs list -H -o name -t filesystem` (lists dataset names). Both are status listings.
+- Docker: only the GET requests of DOCKER_GETS on the Engine API's unix socket
+  (/containers/json?all=1, then /containers/{id}/json): reads of container state. The script
+  holds no other HTTP method.
+- files: opened O_RDONLY (plus O_NONBLOCK so a FIFO cannot block, O_NOFOLLOW below the config
+  roots, and O_NOATIME where permitted so not even the access time changes): /proc/mounts,
+  /etc/fstab, files below the stack directories and the SSOT config roots, config files the
+  SSOT names.
+- SQLite: opened as `file:PATH?mode=ro&immutable=1` with `PRAGMA query_only`: read-only and
+  immutable, so SQLite takes no lock and creates no -wal, -shm or -journal file.
+
+This module is sent along with the script (stdlib only, Python 3.8); check() and describe()
+run only on the verifier.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import shlex
+import zlib
+from typing import Any
+
+HOST_ARGV = {
+    "tailscale_status": ("tailscale", "status", "--json"),
+    "zfs_list": ("zfs", "list", "-H", "-o", "name", "-t", "filesystem"),
+}
+DOCKER_METHOD = "GET"
+DOCKER_GETS = {
+    "containers": "/containers/json?all=1",
+    "inspect": "/containers/{id}/json",
+}
+BOOTSTRAP = (
+    "import base64,json,sys,types,zlib\n"
+    "p=json.loads(zlib.decompress(base64.b64decode(sys.argv[1])))\n"
+    "for n,s in p['modules']:\n"
+    " m=sys.modules[n]=types.ModuleType(n)\n"
+    " a,_,b=n.rpartition('.')\n"
+    " if a:setattr(sys.modules[a],b,m)\n"
+    " exec(compile(s,'<opsverify>/'+n,'exec'),m.__dict__)\n"
+    "sys.modules[p['main']].main(sys.argv[2])\n"
+)
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PREFIX = ("env", "-i", f"PATH={SYSTEM_PATH}", "LC_ALL=C", "timeout", "-k", "1")
+INTERPRETER = ("python3", "-I", "-S", "-c")
+SENTINEL = "\x1e--opsverify-facts--"  # precedes the JSON, after anything a login rc file prints
+PARAM_KEYS = frozenset({
+    "host", "budget_s", "secret_name", "files", "zfs", "pinned_env", "stacks", "secret_keys",
+    "plaintext_globs", "retired", "config_roots", "config_checks",
+})
+MAX_LIMIT = 3600
+
+
+def encode_params(params: dict[str, Any]) -> str:
+    """PARAMS: the parameters as base64 JSON (only [A-Za-z0-9+/=], nothing a shell reads)."""
+    unknown = set(params) - PARAM_KEYS
+    if unknown:
+        raise ValueError(f"unknown remote parameters: {sorted(unknown)}")
+    return base64.b64encode(json.dumps(params, sort_keys=True).encode()).decode()
+
+
+def decode_params(arg: str) -> dict[str, Any]:
+    """The parameters back from PARAMS; ValueError if it is not what encode_params makes."""
+    try:
+        params = json.loads(base64.b64decode(arg, validate=True))
+    except (binascii.Error, ValueError, RecursionError):
+        raise ValueError("PARAMS is not base64 JSON") from None
+    if not isinstance(params, dict) or set(params) - PARAM_KEYS:
+        raise ValueError("PARAMS is not an object of known parameters")
+    return params
+
+
+def facts_command(script: str, params: dict[str, Any], limit: int) -> str:
+    """The one command run on a host: the fact script under a hard limit of `limit` seconds."""
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be 1..{MAX_LIMIT} seconds, got {limit!r}")
+    argv = (*PREFIX, str(limit), *INTERPRETER, BOOTSTRAP, script, encode_params(params))
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def check(command: str) -> dict[str, Any]:
+    """Raise ValueError unless command is exactly a facts_command(); return its parameters."""
+    from opsverify.facts.remote import script_payload  # the verifier side only
+
+    try:
+        argv = shlex.split(command)
+    except ValueError:
+        raise ValueError("not a remote command of commands.py: unbalanced quoting") from None
+    n = len(PREFIX)
+    if len(argv) != n + len(INTERPRETER) + 4 or tuple(argv[:n]) != PREFIX \
+            or tuple(argv[n + 1:n + 1 + len(INTERPRETER)]) != INTERPRETER:
+        raise ValueError("not a remote command of commands.py: unexpected program or options")
+    limit, bootstrap, script, params = argv[n], *argv[-3:]
+    if not limit.isdigit() or not 1 <= int(limit) <= MAX_LIMIT:
+        raise ValueError(f"not a remote command of commands.py: bad time limit {limit!r}")
+    if bootstrap != BOOTSTRAP:
+        raise ValueError("not a remote command of commands.py: bootstrap code differs")
+    if script != script_payload():
+        raise ValueError("not a remote command of commands.py: script differs from the source")
+    decoded = decode_params(params)
+    if command != facts_command(script, decoded, int(limit)):
+        raise ValueError("not a remote command of commands.py: not in canonical form")
+    return decoded
+
+
+def describe(command: str) -> str:
+    """The command as an audit log shows it: the script by size and hash, PARAMS decoded."""
+    argv = shlex.split(command)
+    script, params = argv[-2], decode_params(argv[-1])
+    digest = hashlib.sha256(script.encode()).hexdigest()[:16]
+    shown = [*argv[:-3], "<BOOTSTRAP>", f"<script {len(script)} B sha256:{digest}>",
+             json.dumps(params, sort_keys=True, separators=(",", ":"))]
+    return " ".join(shlex.quote(a) for a in shown)
+
+
+def script_modules(payload: str) -> dict[str, str]:
+    """{module name: source} packed in a SCRIPT payload (for audits and tests)."""
+    return dict(json.loads(zlib.decompress(base64.b64decode(payload)))["modules"])

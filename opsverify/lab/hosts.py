@@ -1,0 +1,297 @@
+"""Twin hosts: a mount + UTS namespace per SSOT host, its files and mounts, and its sshd.
+
+Each host is a holder process (`sleep`) in the twin's network namespace with a private mount
+namespace and its own hostname. Everything else of the host (sshd, dockerd) is started inside
+those namespaces; files are written through /proc/<holder>/root, which is the host's own view.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+
+import opsverify
+
+from .layout import LabError, Layout, write_private
+from .proc import alive, host_argv, netns_argv, ns_inode, run, spawn, stop
+from .spec import HostSpec, World, mount_argv, remount_argv
+
+BASE_FILES = Path("/usr/share/base-files")
+CLI_DIR = "/usr/local/sbin"  # empty on Debian; a tmpfs inside each host holds the stand-in CLIs
+
+
+def host_root(pid: int) -> Path:
+    return Path(f"/proc/{pid}/root")
+
+
+def prepare_mountpoints(layout: Layout, world: World) -> None:
+    """Create the mount points hosts need on the machine's filesystem; remember which were made."""
+    made = json.loads(layout.created_paths.read_text()) if layout.created_paths.exists() else []
+    wanted = {p for hs in world.hosts.values() for p in hs.roots}
+    for path in sorted(wanted):
+        missing = []
+        p = Path(path)
+        while not p.exists():
+            missing.append(str(p))
+            p = p.parent
+        if missing:
+            Path(path).mkdir(parents=True)
+            made += [m for m in reversed(missing) if m not in made]
+    write_private(layout.created_paths, json.dumps(made, indent=1))
+
+
+def remove_mountpoints(layout: Layout) -> None:
+    """Remove the mount points `prepare_mountpoints` made, deepest first, if still empty."""
+    if not layout.created_paths.exists():
+        return
+    for path in sorted(json.loads(layout.created_paths.read_text()), key=len, reverse=True):
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            print(f"ops lab: left {path} in place: {exc.strerror}", file=sys.stderr)
+
+
+def write_state_files(layout: Layout, hs: HostSpec) -> None:
+    """Files of a host kept in the state directory: fstab, rc files, stand-in CLI states."""
+    d = layout.host(hs.name)
+    d.mkdir(parents=True, exist_ok=True)
+    fstab = d / "fstab"
+    # In place: /etc/fstab inside the host is a bind mount of this very inode.
+    with open(fstab, "w") as fh:
+        fh.write(hs.fstab)
+    for dot in ("bashrc", "profile"):
+        src = BASE_FILES / f"dot.{dot}"
+        target = d / f"dot.{dot}"
+        if not target.exists():
+            target.write_bytes(src.read_bytes() if src.exists() else b"")
+    if hs.tailscale:
+        write_private(d / "tailscale.json", json.dumps(hs.tailscale, indent=1))
+    if hs.zfs:
+        write_private(d / "zfs.json", json.dumps(hs.zfs, indent=1))
+
+
+def setup_script(layout: Layout, hs: HostSpec) -> str:
+    """The shell script the holder runs once inside its new namespaces before it idles."""
+    d = layout.host(hs.name)
+    q = shlex.quote
+    lines = ["set -eu", f"hostname {q(hs.host.hostname)}",
+             "mount -t tmpfs -o mode=755,size=16m tmpfs /run", "mkdir -p /run/sshd /run/lock",
+             f"mount -t tmpfs -o mode=755,size=4m tmpfs {CLI_DIR}",
+             f"mount --bind {q(str(d / 'fstab'))} /etc/fstab"]
+    for dot in ("bashrc", "profile"):
+        # The machine's own rc files would make every SSH command of the twin slow and odd.
+        lines.append(f"if [ -e /root/.{dot} ]; then mount --bind {q(str(d / f'dot.{dot}'))} "
+                     f"/root/.{dot}; fi")
+    if hs.docker:
+        lines.append(f"ln -s {q(str(layout.docker_socket(hs.name)))} /run/docker.sock")
+    for m in hs.mounts:
+        lines += [shlex.join(c) for c in mount_argv(m)]
+    for path in hs.tmpfs_dirs:
+        lines.append(f"mount -t tmpfs -o mode=755,size=16m tmpfs {q(path)}")
+    lines += [f"touch {q(str(d / 'ready'))}",
+              f"exec -a opsverify-lab-{layout.name}-{hs.name} sleep infinity"]
+    return "\n".join(lines) + "\n"
+
+
+def start_holder(layout: Layout, hs: HostSpec) -> int:
+    """Start the host's namespaces; returns the holder's pid once its mounts are in place."""
+    d = layout.host(hs.name)
+    ready = d / "ready"
+    ready.unlink(missing_ok=True)
+    script = d / "setup.sh"
+    script.write_text(setup_script(layout, hs))
+    argv = netns_argv(layout.netns_path) + ["unshare", "-m", "-u", "--propagation", "private",
+                                            "bash", str(script)]
+    pid = spawn(argv, layout.logs / f"{hs.name}-holder.log", d / "holder.pid")
+    deadline = time.monotonic() + 10
+    while not ready.exists():
+        if not alive(pid) or time.monotonic() > deadline:
+            log = (layout.logs / f"{hs.name}-holder.log").read_text(errors="replace").strip()
+            raise LabError(f"host {hs.name}: namespace setup failed: {log[-400:]}")
+        time.sleep(0.02)
+    return pid
+
+
+def install_clis(layout: Layout, pid: int, hs: HostSpec) -> None:
+    """Put the stand-in `tailscale` / `zfs` commands on the host's PATH."""
+    d = layout.host(hs.name)
+    repo = Path(opsverify.__file__).resolve().parents[1]
+    clis = {}
+    if hs.tailscale:
+        clis["tailscale"] = ("TAILSCALE_STANDIN_STATE", d / "tailscale.json", "tailscale_cli")
+    if hs.zfs:
+        clis["zfs"] = ("ZFS_STANDIN_STATE", d / "zfs.json", "zfs_cli")
+    for name, (env, state, module) in clis.items():
+        target = host_root(pid) / CLI_DIR.lstrip("/") / name
+        target.write_text(
+            f"#!/bin/sh\n# opsverify lab twin: stand-in for `{name}`, state in {state}\n"
+            f"{env}={shlex.quote(str(state))} PYTHONPATH={shlex.quote(str(repo))} "
+            f"exec {shlex.quote(sys.executable)} -S -m opsverify.lab.standins.{module} \"$@\"\n")
+        target.chmod(0o755)
+
+
+def sync_files(pid: int, hs: HostSpec) -> None:
+    """Make the host's owned directories hold exactly the expected files, byte for byte."""
+    root = host_root(pid)
+    ro = {m.path for m in hs.mounts if m.mode == "ro"}
+    keep = set(hs.files) | set(hs.dirs)
+    for path in list(keep):
+        p = Path(path).parent
+        while str(p) != "/":
+            keep.add(str(p))
+            p = p.parent
+    for top in hs.roots:
+        if top in ro:
+            continue
+        for dirpath, dirnames, filenames in os.walk(root / top.lstrip("/"), topdown=True):
+            inside = "/" + str(Path(dirpath).relative_to(root))
+            for name in filenames:
+                if f"{inside}/{name}" not in keep:
+                    os.unlink(os.path.join(dirpath, name))
+            for name in list(dirnames):
+                if f"{inside}/{name}" not in keep:
+                    shutil.rmtree(os.path.join(dirpath, name))
+                    dirnames.remove(name)
+    for path in hs.dirs:
+        if not any(path.startswith(r + "/") for r in ro):
+            (root / path.lstrip("/")).mkdir(parents=True, exist_ok=True)
+    for path, data in hs.files.items():
+        target = root / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if target.read_bytes() == data:
+                continue
+        except FileNotFoundError:
+            pass
+        with open(target, "wb") as fh:
+            fh.write(data)
+        target.chmod(0o644)
+
+
+def mounts_of(pid: int) -> dict[str, dict[str, object]]:
+    """The host's mounts by mount point (the last one mounted wins): source, fstype, options."""
+    out = {}
+    for line in Path(f"/proc/{pid}/mounts").read_text().splitlines():
+        source, target, fstype, options = line.split()[:4]
+        target = target.replace("\\040", " ")
+        out[target] = {"source": source, "fstype": fstype, "options": options.split(",")}
+    return out
+
+
+def converge_mounts(pid: int, hs: HostSpec) -> set[str]:
+    """Put every SSOT mount back as it should be; returns the mount points replaced anew."""
+    replaced = set()
+    for m in hs.mounts:
+        now = mounts_of(pid).get(m.path)
+        if now and now["source"] == m.source and now["fstype"] == "tmpfs":
+            mode = "ro" if "ro" in now["options"] else "rw"  # type: ignore[operator]
+            if mode != m.mode:
+                run(host_argv(pid) + remount_argv(m.path, m.source, m.mode))
+            continue
+        while now:
+            run(host_argv(pid) + ["umount", "-l", m.path])
+            now = mounts_of(pid).get(m.path)
+        for argv in mount_argv(m):
+            run(host_argv(pid) + argv)
+        replaced.add(m.path)
+    return replaced
+
+
+# ---- sshd ------------------------------------------------------------------------------------
+
+def host_keys(layout: Layout, hs: HostSpec) -> Path:
+    """Generate the host's SSH key for this `up`; a copy is kept to restore after a drift."""
+    d = layout.host(hs.name)
+    key = d / "ssh_host_ed25519_key"
+    for p in (key, key.with_suffix(".pub")):
+        p.unlink(missing_ok=True)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"root@{hs.host.hostname}",
+         "-f", str(key)])
+    shutil.copy2(key, d / "pinned_host_key")
+    shutil.copy2(key.with_suffix(".pub"), d / "pinned_host_key.pub")
+    return key
+
+
+def sshd_config(layout: Layout, hs: HostSpec) -> Path:
+    d = layout.host(hs.name)
+    port = hs.host.ssh_port
+    lines = [f"# opsverify lab twin: sshd of {hs.name} ({hs.host.hostname})"]
+    lines += [f"ListenAddress {a}:{port}" for a in hs.host.addresses]
+    lines += [f"HostKey {d / 'ssh_host_ed25519_key'}", "PidFile /run/sshd.pid",
+              f"AuthorizedKeysFile {layout.ssh_dir / 'authorized_keys'}",
+              "PermitRootLogin prohibit-password", "PubkeyAuthentication yes",
+              "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
+              "PrintMotd no", "PrintLastLog no", "AcceptEnv LANG LC_*", "MaxStartups 100:30:200",
+              "MaxSessions 64", "Subsystem sftp internal-sftp"]
+    path = d / "sshd_config"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def sshd_pids(holder: int) -> list[int]:
+    """Every sshd process inside the host (listener and sessions)."""
+    mnt = ns_inode(f"/proc/{holder}/ns/mnt")
+    out = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/comm") as fh:
+                if fh.read().strip() != "sshd":
+                    continue
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if ns_inode(f"/proc/{entry.name}/ns/mnt") == mnt:
+            out.append(int(entry.name))
+    return out
+
+
+def start_sshd(layout: Layout, hs: HostSpec, holder: int) -> int:
+    """(Re)start the host's sshd with its current host key; live sessions end with it."""
+    signal_sshd(holder, signal.SIGCONT)
+    stop(sshd_pids(holder), grace=2)
+    d = layout.host(hs.name)
+    argv = host_argv(holder) + ["/usr/sbin/sshd", "-D", "-f", str(d / "sshd_config"),
+                                "-E", str(layout.logs / f"{hs.name}-sshd.log")]
+    pid = spawn(argv, layout.logs / f"{hs.name}-sshd.out", d / "sshd.pid")
+    deadline = time.monotonic() + 5
+    want = {(a, hs.host.ssh_port) for a in hs.host.addresses}
+    while not want <= listening(pid):
+        if not alive(pid) or time.monotonic() > deadline:
+            log = (layout.logs / f"{hs.name}-sshd.log").read_text(errors="replace")[-300:]
+            raise LabError(f"host {hs.name}: sshd did not start: {log.strip()}")
+        time.sleep(0.02)
+    return pid
+
+
+def signal_sshd(holder: int, sig: int) -> None:
+    for pid in sshd_pids(holder):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def listening(pid: int) -> set[tuple[str, int]]:
+    """TCP (address, port) pairs listening in the network namespace of `pid`."""
+    out = set()
+    try:
+        text = Path(f"/proc/{pid}/net/tcp").read_text()
+    except FileNotFoundError:
+        return out
+    for line in text.splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        if state != "0A":  # LISTEN
+            continue
+        hexaddr, hexport = local.split(":")
+        addr = ".".join(str(int(hexaddr[i:i + 2], 16)) for i in (6, 4, 2, 0))
+        out.add((addr, int(hexport, 16)))
+    return out

@@ -1,0 +1,381 @@
+"""The lab twin's life cycle: up, status, reset, down, and the ways into it (exec, ssh)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from opsverify import ssot as ssot_pkg
+
+from . import engine, hosts, image, services
+from .layout import LabError, Layout, write_private
+from .proc import alive, netns_argv, pids_in_netns, read_pid, run, stop
+from .spec import World, build, credentials, new_secrets
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# ---- the world of a running twin -------------------------------------------------------------
+
+def load_world(layout: Layout, state: dict[str, Any] | None = None) -> World:
+    """The world the twin was built as: its SSOT, secrets and clock, from its state file."""
+    state = state or layout.read_state()
+    if not state.get("secrets"):
+        raise LabError(f"no twin {layout.name!r} at {layout.root} (run `ops lab up`)")
+    return build(_load_ssot(Path(state["ssot"])), state["secrets"],
+                 dt.datetime.fromisoformat(state["now"]))
+
+
+def _load_ssot(path: Path | None) -> Any:
+    try:
+        return ssot_pkg.load(path)
+    except ssot_pkg.SsotInvalid as exc:
+        raise LabError("invalid SSOT:\n" + "\n".join(map(str, exc.problems))) from None
+
+
+def is_up(layout: Layout, state: dict[str, Any] | None = None) -> bool:
+    """True when the namespace exists and every host's holder, sshd and dockerd live."""
+    state = state if state is not None else layout.read_state()
+    if not state.get("complete") or not layout.netns_path.exists():
+        return False
+    for h in state.get("hosts", {}).values():
+        for key in ("pid", "sshd_pid", "dockerd_pid"):
+            if h.get(key) and not alive(h[key]):
+                return False
+    return all(alive(p) for p in state.get("services", {}).values())
+
+
+# ---- up --------------------------------------------------------------------------------------
+
+def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet) -> dict[str, Any]:
+    """Build the twin from the SSOT (cleaning up any earlier one first); returns the summary."""
+    t0 = time.monotonic()
+    ssot = _load_ssot(ssot_dir)
+    if layout.root.exists() or layout.netns_path.exists():
+        say("cleaning up the previous twin")
+        down(layout)
+    secrets = new_secrets(ssot)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    world = build(ssot, secrets, now)
+    layout.root.mkdir(parents=True, mode=0o700)
+    os.chmod(layout.root, 0o700)
+    state: dict[str, Any] = {"name": layout.name, "ssot": str(Path(ssot.root).resolve()),
+                             "now": now.isoformat(), "secrets": secrets, "hosts": {},
+                             "services": {}, "complete": False}
+    _save(layout, state)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        tar = pool.submit(image.build_rootfs, layout.image_dir)
+        say(f"network namespace {layout.netns}: {len(world.addresses)} addresses on its loopback")
+        _netns(layout, world)
+        _ssh_client(layout, world)
+        hosts.prepare_mountpoints(layout, world)
+        for hs in world.hosts.values():
+            hosts.write_state_files(layout, hs)
+            hosts.host_keys(layout, hs)
+            hosts.sshd_config(layout, hs)
+            pid = hosts.start_holder(layout, hs)
+            hosts.install_clis(layout, pid, hs)
+            hosts.sync_files(pid, hs)
+            state["hosts"][hs.name] = {"pid": pid}
+        _save(layout, state)
+        for hs in world.hosts.values():
+            state["hosts"][hs.name]["sshd_pid"] = hosts.start_sshd(
+                layout, hs, state["hosts"][hs.name]["pid"])
+            say(f"host {hs.name} ({hs.host.hostname}): {', '.join(hs.host.addresses)}, sshd, "
+                f"{len(hs.mounts)} mounts, {len(hs.files)} config files")
+        _save(layout, state)
+        docker_hosts = [hs for hs in world.hosts.values() if hs.docker]
+        engines = {hs.name: pool.submit(_engine, layout, hs, state["hosts"][hs.name]["pid"],
+                                        tar, say) for hs in docker_hosts}
+        services.seed_standins(layout, world)
+        holders = {n: h["pid"] for n, h in state["hosts"].items()}
+        state["services"] = services.start_standins(layout, world, holders)
+        state["services"]["prometheus"] = services.start_prometheus(layout, world, holders)
+        say("stand-ins: " + ", ".join(n for n in state["services"] if n != "prometheus")
+            + f"; prometheus at {world.ssot.prometheus_url}")
+        for name, fut in engines.items():
+            state["hosts"][name]["dockerd_pid"] = fut.result()
+    _save(layout, state)
+    say("waiting for containers, health checks, stand-ins and scrape targets")
+    wait_ready(layout, world, timeout=90)
+    state["complete"] = True
+    state["up_seconds"] = round(time.monotonic() - t0, 1)
+    _save(layout, state)
+    return summary(layout, world, state)
+
+
+def _engine(layout: Layout, hs: Any, holder: int, tar: Any, say: Say) -> int:
+    pid = engine.start_dockerd(layout, hs, holder)
+    engine.load_image(layout, hs, tar.result())
+    engine.converge(layout, hs)
+    running = sum(c.running for c in hs.containers)
+    say(f"host {hs.name}: dockerd, {len(hs.containers)} containers "
+        f"({running} running, {len(hs.containers) - running} intentionally stopped)")
+    return pid
+
+
+def _netns(layout: Layout, world: World) -> None:
+    run(["ip", "netns", "add", layout.netns])
+    inside = netns_argv(layout.netns_path)
+    run(inside + ["ip", "link", "set", "lo", "up"])
+    for addr in world.addresses:
+        run(inside + ["ip", "addr", "add", f"{addr}/32", "dev", "lo"])
+
+
+def _ssh_client(layout: Layout, world: World) -> None:
+    """The twin's client key, authorized on every host; ssh_config and known_hosts follow."""
+    layout.ssh_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"opsverify-lab-{layout.name}",
+         "-f", str(layout.identity)])
+    shutil.copy(layout.identity.with_suffix(".pub"), layout.ssh_dir / "authorized_keys")
+
+
+def write_client_files(layout: Layout, world: World) -> None:
+    """known_hosts pinning each host's key, the ssh_config for all hosts, the exec hosts file."""
+    lines, blocks = [], [f"# opsverify lab twin {layout.name!r}: every twin host "
+                         "(use inside the twin: ops lab exec -- ssh -F THIS HOST)"]
+    for hs in world.hosts.values():
+        h = hs.host
+        pub = (layout.host(h.name) / "pinned_host_key.pub").read_text().split()
+        names = dict.fromkeys([h.ssh_address, *h.addresses, h.name, h.hostname])
+        lines.append(f"{','.join(n for n in names if n)} {pub[0]} {pub[1]}")
+        for pattern, target in ((f"{h.name} {h.hostname}", h.ssh_address),
+                                *((a, a) for a in h.addresses)):
+            blocks += [f"Host {pattern}", f"    HostName {target}", f"    User {h.ssh_user}",
+                       f"    Port {h.ssh_port}", f"    IdentityFile {layout.identity}",
+                       "    IdentitiesOnly yes", f"    UserKnownHostsFile {layout.known_hosts}",
+                       "    GlobalKnownHostsFile /dev/null", "    StrictHostKeyChecking yes",
+                       "    BatchMode yes", "    ConnectTimeout 5", ""]
+    layout.known_hosts.write_text("\n".join(lines) + "\n")
+    layout.ssh_config.write_text("\n".join(blocks))
+    layout.etc_hosts.write_text(world.etc_hosts)
+
+
+def _save(layout: Layout, state: dict[str, Any]) -> None:
+    write_private(layout.state_file, json.dumps(state, indent=1))
+
+
+# ---- readiness -------------------------------------------------------------------------------
+
+def wait_ready(layout: Layout, world: World, timeout: float) -> None:
+    """Until every container is as intended, stand-ins answer and Prometheus scrapes all targets."""
+    write_client_files(layout, world)
+    deadline = time.monotonic() + timeout
+    waiting: list[str] = []
+    while time.monotonic() < deadline:
+        waiting = [f"{hs.name}: {w}" for hs in world.hosts.values() if hs.docker
+                   for w in engine.settled(layout, hs)]
+        if not waiting:
+            break
+        time.sleep(0.5)
+    if not waiting:
+        left = max(5.0, deadline - time.monotonic())
+        proc = subprocess.run(exec_argv(layout, [sys.executable, "-m", "opsverify.lab.ready",
+                                                 "--timeout", str(left)]),
+                              capture_output=True, text=True, env=exec_env(layout))
+        if proc.returncode:
+            waiting = (proc.stdout.strip() or proc.stderr.strip()[-500:]).splitlines()
+    if waiting:
+        raise LabError("the twin did not settle within "
+                       f"{timeout:.0f} s; still waiting for: " + "; ".join(waiting[:8]))
+
+
+# ---- status ----------------------------------------------------------------------------------
+
+def summary(layout: Layout, world: World, state: dict[str, Any]) -> dict[str, Any]:
+    return {"hosts": len(world.hosts),
+            "containers": sum(len(hs.containers) for hs in world.hosts.values()),
+            "running": sum(c.running for hs in world.hosts.values() for c in hs.containers),
+            "seconds": state.get("up_seconds")}
+
+
+def status(layout: Layout) -> dict[str, Any]:
+    """Where everything of the twin is (the shape other tools code against)."""
+    state = layout.read_state()
+    out: dict[str, Any] = {"name": layout.name, "up": is_up(layout, state),
+                           "state_dir": str(layout.root), "netns": layout.netns,
+                           "netns_path": str(layout.netns_path), "ssot": state.get("ssot")}
+    if not state.get("secrets"):
+        return {**out, "hosts": {}, "ssh_config": None, "ca_bundle": None, "standins": {},
+                "env": {}, "canaries": []}
+    world = load_world(layout, state)
+    out["hosts"] = {}
+    for name, hs in world.hosts.items():
+        h, live = hs.host, state.get("hosts", {}).get(name, {})
+        out["hosts"][name] = {
+            "hostname": h.hostname, "addresses": list(h.addresses),
+            "ssh": {"address": h.ssh_address, "user": h.ssh_user, "port": h.ssh_port,
+                    "identity_file": str(layout.identity), "known_hosts": str(layout.known_hosts)},
+            "docker_socket": str(layout.docker_socket(name)) if hs.docker else None,
+            "pid": live.get("pid")}
+    out["ssh_config"] = str(layout.ssh_config)
+    out["ca_bundle"] = str(layout.ca_bundle)
+    out["standins"] = credentials(world)
+    out["env"] = env_of(layout, out)
+    out["canaries"] = world.canaries
+    return out
+
+
+def env_of(layout: Layout, st: dict[str, Any]) -> dict[str, str]:
+    """The environment `ops lab exec` adds: where the twin's APIs, keys and trust anchors are."""
+    s = st["standins"]
+    env = {"OPSVERIFY_SSH_CONFIG": st["ssh_config"], "OPSVERIFY_CA_BUNDLE": st["ca_bundle"],
+           "SSL_CERT_FILE": st["ca_bundle"], "REQUESTS_CA_BUNDLE": st["ca_bundle"],
+           "CURL_CA_BUNDLE": st["ca_bundle"],
+           "CLOUDFLARE_API_URL": s["cloudflare"]["api_url"],
+           "CLOUDFLARE_API_TOKEN": s["cloudflare"]["read_token"],
+           "INFISICAL_CLIENT_ID": s["infisical"]["reader"]["client_id"],
+           "INFISICAL_CLIENT_SECRET": s["infisical"]["reader"]["client_secret"],
+           "OPSVERIFY_ACCEPT_FSTYPE": "tmpfs", "OPSVERIFY_SSOT": st["ssot"],
+           "OPSVERIFY_LAB_DIR": str(layout.root), "OPSVERIFY_LAB_NAME": layout.name}
+    if "proxmox" in s:
+        env["PROXMOX_API_TOKEN"] = s["proxmox"]["auditor_token"]
+    return env
+
+
+def exec_env(layout: Layout) -> dict[str, str]:
+    return {**os.environ, **status(layout)["env"]}
+
+
+def exec_argv(layout: Layout, cmd: list[str]) -> list[str]:
+    """argv running `cmd` in the twin's network with its /etc/hosts (a private mount namespace)."""
+    if not layout.netns_path.exists():
+        raise LabError(f"twin {layout.name!r} is not up (no {layout.netns_path})")
+    return netns_argv(layout.netns_path) + [
+        "unshare", "-m", "--propagation", "private", "sh", "-c",
+        'mount --bind "$0" /etc/hosts && exec "$@"', str(layout.etc_hosts), *cmd]
+
+
+def ssh_argv(layout: Layout, host: str, cmd: list[str]) -> list[str]:
+    """argv running `cmd` as root on a twin host through its sshd."""
+    return netns_argv(layout.netns_path) + ["ssh", "-F", str(layout.ssh_config), host, "--",
+                                            *cmd]
+
+
+def inside(layout: Layout) -> bool:
+    """True when this process already runs in the twin's network namespace."""
+    try:
+        return os.stat("/proc/self/ns/net").st_ino == os.stat(layout.netns_path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+# ---- reset -----------------------------------------------------------------------------------
+
+def reset(layout: Layout, say: Say = _quiet, only: set[str] | None = None) -> None:
+    """Converge the twin back to its clean state (`only`: components such as "vm209:files")."""
+    state = layout.read_state()
+    if not is_up(layout, state):
+        raise LabError(f"twin {layout.name!r} is not up (run `ops lab up`)")
+    world = load_world(layout, state)
+
+    def want(host: str, part: str) -> bool:
+        return only is None or f"{host}:{part}" in only or f"*:{part}" in only
+
+    for name, hs in world.hosts.items():
+        holder = state["hosts"][name]["pid"]
+        replaced: set[str] = set()
+        if want(name, "mounts"):
+            replaced = hosts.converge_mounts(holder, hs)
+        if want(name, "files") or replaced:
+            hosts.write_state_files(layout, hs)
+            hosts.install_clis(layout, holder, hs)
+            hosts.sync_files(holder, hs)
+        if want(name, "sshd"):
+            d = layout.host(name)
+            shutil.copy2(d / "pinned_host_key", d / "ssh_host_ed25519_key")
+            shutil.copy2(d / "pinned_host_key.pub", d / "ssh_host_ed25519_key.pub")
+            state["hosts"][name]["sshd_pid"] = hosts.start_sshd(layout, hs, holder)
+        if hs.docker and (want(name, "containers") or replaced):
+            recreate = {c.name for c in hs.containers
+                        if any(src.startswith(p + "/") or src == p
+                               for src in c.binds for p in replaced)}
+            engine.converge(layout, hs, recreate)
+    if only is None or "*:standins" in only:
+        services.restore_standins(layout)
+    _save(layout, state)
+    say("waiting for the clean state to settle")
+    wait_ready(layout, world, timeout=60)
+
+
+# ---- down ------------------------------------------------------------------------------------
+
+def down(layout: Layout, say: Say = _quiet) -> list[str]:
+    """Remove every process, mount, namespace, address, cgroup and file of the twin."""
+    leftovers: list[str] = []
+    dockerds = [p for p in (read_pid(f) for f in layout.root.glob("hosts/*/docker/dockerd.pid"))
+                if p]
+    stop(dockerds, grace=8)  # a clean engine stop removes its containers' cgroups itself
+    pids = set(pids_in_netns(layout.netns_path))
+    pidfiles = [*layout.pids.glob("*.pid"), *layout.root.glob("hosts/*/*.pid"),
+                *layout.root.glob("hosts/*/docker/*.pid")]
+    pids |= {p for p in map(read_pid, pidfiles) if p}
+    stop(pids, grace=2)
+    leftovers += _remove_cgroups(layout)
+    leftovers += _unmount_under(layout.root)
+    if layout.netns_path.exists():
+        run(["ip", "netns", "delete", layout.netns], check=False)
+    if layout.netns_path.exists():
+        leftovers.append(f"network namespace {layout.netns} could not be deleted")
+    hosts.remove_mountpoints(layout)
+    if layout.root.exists():
+        shutil.rmtree(layout.root, ignore_errors=True)
+    for parent in (layout.root.parent, layout.root.parent.parent):
+        try:
+            parent.rmdir()  # only when empty: another twin may live beside this one
+        except OSError:
+            pass
+    if layout.root.exists():
+        leftovers.append(f"{layout.root} could not be removed")
+    return leftovers
+
+
+def _remove_cgroups(layout: Layout) -> list[str]:
+    """Container cgroups left by an engine that did not stop cleanly (cgroupfs is global)."""
+    left = []
+    base = Path("/sys/fs/cgroup")
+    for top in sorted(base.glob(f"*/{layout.cgroup_parent}-*")) + \
+            sorted(base.glob(f"{layout.cgroup_parent}-*")):
+        for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+            _rmdir(d, left)
+        _rmdir(top, left)
+    return left
+
+
+def _rmdir(d: Path, left: list[str]) -> None:
+    try:
+        d.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        left.append(f"cgroup {d}: {exc.strerror}")
+
+
+def _unmount_under(root: Path) -> list[str]:
+    """Mounts below the state directory in this mount namespace (none, unless a crash left one)."""
+    prefix = str(root) + "/"
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].replace("\\040", " ")
+        if point.startswith(prefix) or point == str(root):
+            points.append(point)
+    left = []
+    for point in sorted(points, key=len, reverse=True):
+        if run(["umount", "-l", point], check=False).returncode:
+            left.append(f"mount {point} could not be removed")
+    return left
+

@@ -1,0 +1,250 @@
+"""`ops verify` end to end on replayed facts: every flag, every report parsed, every exit code."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opsrun import ROOT, facts_dir, mount, ops
+from prometheus_client.parser import text_string_to_metric_families
+
+from opsverify.commands.verify import families
+
+HEADLINE = re.compile(r"^ops verify: (\d+)/(\d+) PASS(, [^(]*)? \((\d+) famil(y|ies), (\d+) hosts?, "
+                      r"[\d.]+ s\)$")
+
+
+@dataclass
+class Run:
+    """One `ops verify` with every report, and the reports parsed."""
+
+    code: int
+    out: str
+    err: str
+    json: dict[str, Any]
+    junit: ET.Element
+    prom: dict[tuple[str, tuple], float]
+    html: str
+
+
+def verify(tmp: Path, facts: Path, *flags: str) -> Run:
+    reports = tmp / "reports"
+    p = ops("verify", "--facts", facts, "--json", reports / "r.json", "--junit-xml",
+            reports / "r.xml", "--prom", reports / "r.prom", "--html", reports / "r.html", *flags)
+    assert "Traceback" not in p.stdout + p.stderr
+    return Run(p.returncode, p.stdout, p.stderr, json.loads((reports / "r.json").read_text()),
+               ET.parse(reports / "r.xml").getroot(), prom(reports / "r.prom"),
+               (reports / "r.html").read_text())
+
+
+def prom(path: Path) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for fam in text_string_to_metric_families(path.read_text()):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def gauge(run: Run, family: str, outcome: str) -> float:
+    return run.prom[("opsverify_gates", (("family", family), ("outcome", outcome)))]
+
+
+def junit_cases(root: ET.Element) -> dict[str, str]:
+    """'gates/test_x.py::name' -> passed|failure|error|skipped."""
+    out = {}
+    for case in root.iter("testcase"):
+        kind = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
+        out[f"{case.get('file')}::{case.get('name')}"] = kind
+    return out
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    tmp = tmp_path_factory.mktemp("clean")
+    return verify(tmp, facts_dir(tmp / "facts"))
+
+
+@pytest.fixture(scope="module")
+def drifted(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    tmp = tmp_path_factory.mktemp("drift")
+    f = facts_dir(tmp / "facts", lambda f: mount(f, "vm210", "/mnt/media")["options"]
+                  .__setitem__(0, "rw"))
+    return verify(tmp, f)
+
+
+@pytest.fixture(scope="module")
+def unreachable(tmp_path_factory: pytest.TempPathFactory) -> Run:
+    tmp = tmp_path_factory.mktemp("unreach")
+    f = facts_dir(tmp / "facts")
+    (f / "host-vm209.json").write_text(json.dumps({"unreachable": "ssh: connection refused"}))
+    return verify(tmp, f)
+
+
+def test_clean_run_passes_and_every_report_agrees(clean: Run) -> None:
+    tests = clean.json["tests"]
+    n = len(tests)
+    assert clean.code == 0, clean.out + clean.err
+    last = clean.out.strip().splitlines()[-1]
+    m = HEADLINE.match(last)
+    assert m and m.group(1) == m.group(2) == str(n) and m.group(3) is None, last
+    assert int(m.group(4)) == len(families()) == len(clean.json["families"])
+    assert set(clean.json["families"]) == set(families())
+    assert clean.json["counts"] == {"pass": n, "fail": 0, "unreachable": 0, "error": 0, "skip": 0}
+    assert clean.json["exit_code"] == 0 and clean.json["relaxations"] == []
+    assert all(t["outcome"] == "pass" and t["message"] == "" for t in tests)
+    # JUnit: the same ids, all passed.
+    assert junit_cases(clean.junit) == {t["id"]: "passed" for t in tests}
+    assert clean.junit.get("tests") == str(n) and clean.junit.get("failures") == "0"
+    assert clean.junit.get("errors") == "0"
+    # Prometheus: per family, the pass gauge is the family's test count.
+    for fam in families():
+        assert gauge(clean, fam, "pass") == sum(t["family"] == fam for t in tests)
+        assert gauge(clean, fam, "fail") == gauge(clean, fam, "unreachable") == 0
+    assert clean.prom[("opsverify_last_run_success", ())] == 1
+    assert clean.prom[("opsverify_last_run_exit_code", ())] == 0
+    assert abs(clean.prom[("opsverify_last_run_timestamp_seconds", ())] - time.time()) < 600
+    assert clean.prom[("opsverify_last_run_duration_seconds", ())] > 0
+
+
+def test_html_is_self_contained_titled_and_has_columns_and_evidence(clean: Run) -> None:
+    html = clean.html
+    assert f"<title id=\"head-title\">opsverify: {ROOT / 'ssot'} at " in html
+    assert "<link " not in html and "<script src" not in html
+    for column in ("Family", "Host", "Outcome"):
+        assert f">{column}</th>" in html
+    assert "Relaxations" in html and "Evidence" in html
+    assert "vm210:/mnt/media" in html
+
+
+def test_drift_fails_one_gate_named_in_every_output(drifted: Run) -> None:
+    failing = [t for t in drifted.json["tests"] if t["outcome"] != "pass"]
+    assert drifted.code == 1
+    assert [t["id"] for t in failing] == ["gates/test_mounts.py::test_mount[vm210:/mnt/media]"]
+    message = failing[0]["message"]
+    assert message == "Mount vm210:/mnt/media: mode: expected ro, got rw"
+    lines = drifted.out.strip().splitlines()
+    n = len(drifted.json["tests"])
+    assert lines[-2].startswith(f"ops verify: {n - 1}/{n} PASS, 1 FAIL (")
+    assert lines[-1] == f"  FAIL  mounts::test_mount[vm210:/mnt/media]: {message}"
+    cases = junit_cases(drifted.junit)
+    assert [k for k, v in cases.items() if v != "passed"] == [failing[0]["id"]]
+    failure = next(drifted.junit.iter("failure"))
+    assert failure.get("message") == message and drifted.junit.get("failures") == "1"
+    assert gauge(drifted, "mounts", "fail") == 1
+    assert drifted.prom[("opsverify_last_run_success", ())] == 0
+    assert drifted.prom[("opsverify_last_run_exit_code", ())] == 1
+    assert "expected ro, got rw" in drifted.html
+
+
+def test_unreachable_host_is_reported_once_and_exits_4(unreachable: Run) -> None:
+    tests = unreachable.json["tests"]
+    down = [t for t in tests if t["outcome"] == "unreachable"]
+    assert unreachable.code == 4
+    assert down and all(t["source"] == "host:vm209" for t in down)
+    assert all(t["outcome"] == "pass" for t in tests if t["source"] != "host:vm209")
+    assert unreachable.json["unreachable"] == {"host:vm209": "ssh: connection refused"}
+    lines = unreachable.out.strip().splitlines()
+    assert lines[-1] == f"  vm209 UNREACHABLE: ssh: connection refused — {len(down)} tests not run"
+    assert sum("UNREACHABLE" in ln for ln in lines) == 2  # the headline and that one line
+    assert f", {len(down)} UNREACHABLE (" in lines[-2]
+    errors = list(unreachable.junit.iter("error"))
+    assert len(errors) == len(down) == int(unreachable.junit.get("errors"))
+    assert all(e.get("message") == "UNREACHABLE vm209: host:vm209: ssh: connection refused"
+               for e in errors)
+    assert sum(gauge(unreachable, f, "unreachable") for f in families()) == len(down)
+    assert unreachable.prom[("opsverify_last_run_exit_code", ())] == 4
+
+
+def test_a_bug_is_an_error_with_its_type_not_a_traceback(tmp_path: Path) -> None:
+    f = facts_dir(tmp_path / "facts", lambda f: f["host:vm210"].__setitem__("mounts", 42))
+    run = verify(tmp_path, f, "--family", "mounts")
+    errors = [t for t in run.json["tests"] if t["outcome"] == "error"]
+    assert run.code == 1 and {t["host"] for t in errors} == {"vm210"}
+    assert all(re.match(r"^[A-Za-z]+Error: ", t["message"]) for t in errors), errors
+    assert f"  ERROR mounts::{errors[0]['name']}: {errors[0]['message']}" in run.out
+    assert len(list(run.junit.iter("error"))) == len(errors)
+    assert gauge(run, "mounts", "error") == len(errors)
+
+
+def test_selection_by_host_family_and_k(tmp_path: Path) -> None:
+    f = facts_dir(tmp_path / "facts")
+    by_host = ops("verify", "--facts", f, "--host", "vm210", "--json", tmp_path / "h.json", "-q")
+    tests = json.loads((tmp_path / "h.json").read_text())["tests"]
+    assert by_host.returncode == 0 and tests and {t["host"] for t in tests} == {"vm210"}
+    both = ops("verify", "--facts", f, "--family", "mounts", "--family", "containers", "-k",
+               "radarr", "--json", tmp_path / "k.json", "-q")
+    tests = json.loads((tmp_path / "k.json").read_text())["tests"]
+    assert both.returncode == 0
+    assert {t["family"] for t in tests} == {"containers"}  # no mount id mentions radarr
+    assert sorted(t["param"] for t in tests) == ["download-stack:radarr", "download-stack:swaparr-radarr"]
+
+
+def test_quiet_and_verbose(tmp_path: Path) -> None:
+    f = facts_dir(tmp_path / "facts")
+    quiet = ops("verify", "--facts", f, "--family", "decom", "-q")
+    assert quiet.returncode == 0 and [ln for ln in quiet.stdout.splitlines() if ln.strip()] == [
+        ln for ln in quiet.stdout.splitlines() if ln.startswith("ops verify: ")]
+    loud = ops("verify", "--facts", f, "--family", "decom", "-v")
+    assert re.search(r"^gates/test_decom\.py::\S+ PASS", loud.stdout, re.M), loud.stdout
+
+
+def test_save_facts_then_replay_them(tmp_path: Path) -> None:
+    f = facts_dir(tmp_path / "facts")
+    saved = tmp_path / "saved"
+    first = ops("verify", "--facts", f, "--save-facts", saved, "--json", tmp_path / "a.json", "-q")
+    again = ops("verify", "--facts", saved, "--json", tmp_path / "b.json", "-q")
+    assert first.returncode == again.returncode == 0
+    assert {p.name for p in saved.iterdir()} == {p.name for p in f.iterdir()}
+    ids = [json.loads((tmp_path / n).read_text())["tests"] for n in ("a.json", "b.json")]
+    assert [t["id"] for t in ids[0]] == [t["id"] for t in ids[1]]
+
+
+def test_parallel_and_timeout_runs(tmp_path: Path) -> None:
+    f = facts_dir(tmp_path / "facts")
+    p = ops("verify", "--facts", f, "--parallel", "1", "--timeout", "3", "--family", "mounts",
+            "--family", "services", "-q")
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--family", "nope"], "unknown family nope (known: " + ", ".join(families()) + ")"),
+    (["--host", "vm999"], "unknown host vm999 (SSOT hosts: pve, vm201, vm209, vm210)"),
+    (["-k", "no_such_gate_anywhere"], "no gate selected"),
+    (["--facts", "/nonexistent/facts"], "--facts /nonexistent/facts: not a directory"),
+    (["--timeout", "0"], "--timeout 0.0: must be a positive number of seconds"),
+    (["--parallel", "0"], "--parallel 0: must be at least 1"),
+])
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
+    f = facts_dir(tmp_path / "facts")
+    p = ops("verify", "--facts", f, *args) if args[0] != "--facts" else ops("verify", *args)
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert says in p.stderr and "Traceback" not in p.stdout + p.stderr
+
+
+def test_invalid_ssot_exits_2_with_file_and_line(tmp_path: Path) -> None:
+    ssot = shutil.copytree(ROOT / "ssot", tmp_path / "ssot")
+    hosts = ssot / "hosts.yaml"
+    hosts.write_text(hosts.read_text().replace("tailscale_ip: 100.123.207.64",
+                                               "tailscale_ip: 100.123.207", 1))
+    p = ops("verify", "--ssot", ssot, "--prom", tmp_path / "r.prom")
+    assert p.returncode == 2
+    assert re.search(r"hosts\.yaml:\d+ \$\.hosts\.vm210\.tailscale_ip: ", p.stderr), p.stderr
+    assert "ops verify: invalid SSOT: 1 problem" in p.stderr and "Traceback" not in p.stderr
+    metrics = prom(tmp_path / "r.prom")
+    assert metrics[("opsverify_last_run_success", ())] == 0
+    assert metrics[("opsverify_last_run_exit_code", ())] == 2
+
+
+def test_help_documents_exit_codes() -> None:
+    p = ops("verify", "--help")
+    assert p.returncode == 0
+    for line in ("0  every selected gate passed", "1  at least one gate FAILED",
+                 "2  invalid SSOT", "4  no FAIL, but at least one host or API was UNREACHABLE"):
+        assert line in p.stdout
