@@ -210,7 +210,7 @@ def prometheus_text(results: dict[str, Any] | None, *, now: float, code: int) ->
         "# HELP opsverify_last_run_success 1 if every gate of the last run passed, else 0.",
         "# TYPE opsverify_last_run_success gauge",
         f"opsverify_last_run_success {1 if code == EXIT_OK else 0}",
-        "# HELP opsverify_last_run_exit_code Exit code of the last run (0 ok, 1 fail, 4 unreachable).",
+        "# HELP opsverify_last_run_exit_code Exit code of the last run (0, 1, 2 or 4).",
         "# TYPE opsverify_last_run_exit_code gauge",
         f"opsverify_last_run_exit_code {code}",
     ]

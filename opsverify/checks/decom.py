@@ -37,28 +37,28 @@ def datasets(source: str, facts: dict[str, Any]) -> list[str]:
     return list(zfs.get("datasets") or [])
 
 
-def check(d: Decommission, now: datetime, proxmox: dict[str, Any],
+def check(d: Decommission, at: datetime, proxmox: dict[str, Any],
           zfs: list[str] | None) -> Check:
     """Stopped with onboot 0 while it exists; gone after hold_until if destroy; intact before."""
     c = Check(f"Decommission {d.host} (VM {d.vmid} on {d.node})")
     vm = (proxmox.get("vms") or {}).get(str(d.vmid)) or {"exists": False}
     # zfs None: no Proxmox host to ask, so the datasets are not judged.
-    datasets = {ds: ds in zfs for ds in d.datasets} if zfs is not None else {}
+    kept = {ds: ds in zfs for ds in d.datasets} if zfs is not None else {}
     hold = when(d.hold_until)
-    c.saw("decommission", {"now": now.isoformat(), "hold_until": d.hold_until,
-                           "after_hold": d.after_hold, "vm": vm, "datasets": datasets})
+    c.saw("decommission", {"now": at.isoformat(), "hold_until": d.hold_until,
+                           "after_hold": d.after_hold, "vm": vm, "datasets": kept})
     exists = bool(vm.get("exists"))
     if exists:
         c.expect("status", "stopped", vm.get("status"))
         # PVE omits onboot from a VM's config unless it was set; its default is 0.
         c.expect("onboot", d.onboot, int(vm.get("onboot") or 0))
-    if now >= hold and d.after_hold == "destroy":
+    if at >= hold and d.after_hold == "destroy":
         left = ([f"VM {d.vmid} still exists"] if exists else []) + [
-            f"dataset {ds} still exists" for ds, there in datasets.items() if there]
+            f"dataset {ds} still exists" for ds, there in kept.items() if there]
         c.require(not left, f"destroy overdue since {d.hold_until}: {', '.join(left)}")
-    elif now < hold:
+    elif at < hold:
         gone = ([f"VM {d.vmid}"] if not exists else []) + [
-            f"dataset {ds}" for ds, there in datasets.items() if not there]
+            f"dataset {ds}" for ds, there in kept.items() if not there]
         c.require(not gone, f"destroyed before hold_until {d.hold_until} (rollback window "
                             f"broken): {', '.join(gone)} gone")
     return c

@@ -76,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_reset)
 
 
-def _layout(args: argparse.Namespace):  # noqa: ANN202
+def _layout(args: argparse.Namespace):
     from opsverify.lab.layout import Layout
     return Layout.of(args.name, args.state_dir)
 
@@ -107,7 +107,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     try:
         layout = _layout(args)
-        say = lambda msg: print(f"ops lab up: {msg}", flush=True)  # noqa: E731
+        say = lambda msg: print(f"ops lab up: {msg}", flush=True)
         result = twin.up(layout, args.ssot, say)
     except LabError as exc:
         return _fail("up", exc, 2 if str(exc).startswith("invalid SSOT") else 1)
@@ -207,12 +207,15 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if args.list or not args.scenario:
         if args.json:
             print(json.dumps([{"name": s.name, "description": s.description,
-                               "families": list(s.families)} for s in drift.SCENARIOS],
+                               "families": list(s.families), "outcome": s.outcome,
+                               "undo": list(s.undo)} for s in drift.SCENARIOS],
                              indent=2))
             return 0
         width = max(len(s.name) for s in drift.SCENARIOS)
         for s in drift.SCENARIOS:
-            print(f"{s.name:<{width}}  {','.join(s.families):<14}  {s.description}")
+            expect = ("UNREACHABLE (every gate of the host)" if s.outcome == "unreachable"
+                      else "FAIL " + ", ".join(s.families))
+            print(f"{s.name:<{width}}  {expect}\n{'':<{width}}  {s.description}")
         return 0 if args.list else 2
     try:
         layout = _layout(args)

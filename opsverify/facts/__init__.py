@@ -21,15 +21,28 @@ host:<name>  (one remote command per host; see opsverify/facts/commands.py)
                  }]}
     stacks:      {<stack>: {directory, exists: bool,
                     plaintext_files: [{path, keys: [SSOT secret key names found in it]}],
+                    complete: bool,                       # False: the time budget cut the walk
+                    skipped: [{path, reason}],            # unreadable dirs, symlinks not followed
                     compose: {path, exists: bool, error: str|None,
                               secrets: {KEY: {kind: "reference"|"literal", line: int}}}}}
-                                                          # only SSOT secret keys, never values
+                                                          # only SSOT secret keys, never values;
+                                                          # `- KEY` / `KEY:` (pass-through) and
+                                                          # ${KEY}, $KEY, ${KEY:?msg} are
+                                                          # references; ${KEY:-default} and ""
+                                                          # are literals
     stale_refs:  [{address, file, line: int|None, table: str|None, row: int|None,
                    column: str|None}]                     # where a retired address appears
-    scan:        {roots: [str], files: int, bytes: int, skipped: [{path, reason}]}
+    scan:        {roots: [str], files: int, bytes: int, skipped: [{path, reason}],
+                  media_skipped: int,                     # images/video/audio, by magic bytes
+                  complete: bool}                         # False: the time budget cut the scan
     config:      {<check name>: {file, ok: bool, error: str|None,
                                  values: {<key path>: [values found]}}}
     zfs:         {ok: bool, error: str|None, datasets: [str]}   # Proxmox host only
+    errors:      {<section>: str}                         # a section that failed or hung
+                                                          # (hostname, mounts, fstab, ...)
+    remote_s:    float                                    # the script's own run time
+    transport:   {backend: "paramiko", host_key: "verified"|"NOT verified (...)",
+                  connect_s: float, command_s: float}
     duration_s:  float
 
 cloudflare

@@ -39,7 +39,10 @@ class _ScrubLog(logging.Filter):
         if isinstance(record.args, tuple) and any(isinstance(a, httpx.URL) for a in record.args):
             record.args = tuple(a.copy_with(query=None) if isinstance(a, httpx.URL) else a
                                 for a in record.args)
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):  # a malformed record is logging's to report, not ours
+            return True
         clean = redact.scrub(message)
         if clean != message:
             record.msg, record.args = clean, None

@@ -32,7 +32,7 @@ MAX_WORKERS = 32
 
 
 class SecretUnavailable(Exception):
-    """A probe's secret is neither in the environment nor obtainable from Infisical."""
+    """A probe's secret is in neither the environment nor Infisical, or cannot be sent."""
 
 
 def json_path(doc: Any, path: str) -> list[Any]:
@@ -46,10 +46,15 @@ def json_path(doc: Any, path: str) -> list[Any]:
                     node if isinstance(node, list) else [])
             elif isinstance(node, dict) and seg in node:
                 found.append(node[seg])
-            elif isinstance(node, list) and seg.isdigit() and int(seg) < len(node):
+            elif isinstance(node, list) and _index(seg) < len(node):
                 found.append(node[int(seg)])
         nodes = found
     return nodes
+
+
+def _index(seg: str) -> int:
+    """A path segment as a list index; anything else is an index no list reaches."""
+    return int(seg) if seg.isascii() and seg.isdigit() and len(seg) < 10 else 1 << 62
 
 
 def body_facts(body: bytes, expect: Mapping[str, Any]) -> dict[str, Any]:
@@ -116,6 +121,13 @@ class _Secrets:
         self.ssot, self.api, self.auth, self.env = ssot, api, auth, env
 
     def get(self, name: str) -> str:
+        value = self._fetch(name)
+        # httpx would refuse it with an error quoting the value, escaped past the scrubber.
+        if any(c in value for c in "\r\n\0"):
+            raise SecretUnavailable(f"{name} holds a line break or NUL (a trailing newline?)")
+        return value
+
+    def _fetch(self, name: str) -> str:
         if self.env.get(name):
             redact.register(self.env[name])
             return self.env[name]

@@ -369,6 +369,8 @@ def split_path(path: str) -> list[str]:
 
 
 def _scalar(value: Any) -> Any:
+    if isinstance(value, bytes):  # a BLOB column
+        return value.decode("utf-8", "replace")
     if isinstance(value, dict):
         return "<object>"  # never a subtree: it could hold a secret beside the wanted key
     if isinstance(value, list):

@@ -474,6 +474,7 @@ class _Scan:
     def __init__(self, ctx: _Context):
         self.ctx = ctx
         self.pattern = parsers.address_pattern(ctx.p.get("retired") or [])
+        self.needles = [a.encode() for a in ctx.p.get("retired") or []]
         self.refs: list[dict[str, Any]] = []
         self.facts: dict[str, Any] = {"roots": list(ctx.roots), "files": 0, "bytes": 0,
                                       "media_skipped": 0, "skipped": [], "complete": True}
@@ -543,6 +544,8 @@ class _Scan:
         self.facts["bytes"] += len(data)
         if data.startswith(SQLITE_MAGIC) and self._sqlite(path):
             return
+        if not any(n in data for n in self.needles):  # most files: one fast substring search
+            return
         for address, line in parsers.find_addresses(data, self.pattern,
                                                     not parsers.looks_binary(data)):
             self.add(address, path, line)
@@ -576,25 +579,34 @@ class _Scan:
         return True
 
     def _table(self, con: Any, table: str) -> list[tuple[str, str, int | None, str]]:
+        """Matches in one table: SQLite's instr() finds candidate values, the regex decides."""
+        if not self.needles:
+            return []
+        info = list(con.execute(f"PRAGMA table_info({_ident(table)})"))
+        names = [r[1].decode("utf-8", "replace") if isinstance(r[1], bytes) else r[1]
+                 for r in info]
+        pk = [n for n, r in zip(names, info) if r[5]]
         try:
-            cur = con.execute(f"SELECT rowid, * FROM {_ident(table)}")
-        except _sqlite3().OperationalError:  # WITHOUT ROWID: its primary key, when it is one column, names the row
-            pk = [r[1] for r in con.execute(f"PRAGMA table_info({_ident(table)})") if r[5]]
-            key = _ident(pk[0].decode()) if len(pk) == 1 else "NULL"
-            cur = con.execute(f"SELECT {key}, * FROM {_ident(table)}")
-        columns = [d[0] for d in cur.description][1:]
+            con.execute(f"SELECT rowid FROM {_ident(table)} LIMIT 0")
+            key = "rowid"
+        except _sqlite3().OperationalError:  # WITHOUT ROWID: a one-column key names the row
+            key = _ident(pk[0]) if len(pk) == 1 else "NULL"
         found = []
-        for n, row in enumerate(cur):
-            if n % 2000 == 1999 and self.ctx.left() <= 0:
+        for column in names:
+            if self.ctx.left() <= 0:
                 raise TimeoutError
-            for column, value in zip(columns, row[1:]):
-                if isinstance(value, bytes) and self.pattern.search(value):
-                    rid = row[0] if isinstance(row[0], int) else None
-                    for address in dict.fromkeys(m.group(1).decode()
-                                                 for m in self.pattern.finditer(value)):
-                        found.append((address, table, rid, column))
-                    if len(found) > MAX_FINDINGS:
-                        return found
+            # CAST AS BLOB: TEXT and BLOB values are searched as bytes, numbers never match
+            where = " OR ".join(f"instr(CAST({_ident(column)} AS BLOB), X'{n.hex()}') > 0"
+                                for n in self.needles)
+            for rid, value in con.execute(f"SELECT {key}, {_ident(column)} FROM "
+                                          f"{_ident(table)} WHERE {where}"):
+                if not isinstance(value, bytes):
+                    continue
+                for address in dict.fromkeys(m.group(1).decode()
+                                             for m in self.pattern.finditer(value)):
+                    found.append((address, table, rid if isinstance(rid, int) else None, column))
+                if len(found) > MAX_FINDINGS:
+                    return found
         return found
 
 

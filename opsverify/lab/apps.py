@@ -79,7 +79,7 @@ class Ctx:
         return hashlib.sha256(f"{self.seed}:{label}".encode()).hexdigest()[:hex_len]
 
     def uuid(self, label: str) -> str:
-        return str(uuid.UUID(self.ident(label)))
+        return str(uuid.UUID(self.ident(label), version=4))
 
     def url(self, source: Container, target: str) -> str:
         """How `source` reaches container `target`: Docker DNS on one VM, Tailscale IP across."""
@@ -208,8 +208,8 @@ def health_cmd(c: Container, address: str, port: int, p: Profile) -> list[str]:
         return ["CMD-SHELL", "kill -0 1"]  # no web endpoint: is the main process alive
     url = f"http://{address}:{port}{p.health}"
     if p.health_accepts_401:
-        return ["CMD-SHELL", f"out=$(timeout 2 wget -q -O /dev/null {url} 2>&1) || "
-                             "echo \"$out\" | grep -q ' 401 '"]
+        return ["CMD-SHELL", (f"out=$(timeout 2 wget -q -O /dev/null {url} 2>&1) || "
+                             "echo \"$out\" | grep -q ' 401 '")]
     return ["CMD-SHELL", f"timeout 2 wget -q -O /dev/null {url} || exit 1"]
 
 

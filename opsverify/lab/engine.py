@@ -106,9 +106,9 @@ def _converge_images(cl: docker.DockerClient, hs: HostSpec) -> None:
 
 def create(cl: docker.DockerClient, spec: ContainerSpec, **override: Any) -> Any:
     """`docker create` the container as its spec (or an override of it) says."""
-    kw: dict[str, Any] = dict(image=spec.image, command=list(spec.command), env=spec.env,
-                              labels=spec.labels, healthcheck=spec.healthcheck,
-                              binds=[f"{s}:{d}:rw" for s, d in spec.binds.items()])
+    kw: dict[str, Any] = {"image": spec.image, "command": list(spec.command), "env": spec.env,
+                              "labels": spec.labels, "healthcheck": spec.healthcheck,
+                              "binds": [f"{s}:{d}:rw" for s, d in spec.binds.items()]}
     kw.update(override)
     host_config = cl.api.create_host_config(
         network_mode="host", restart_policy={"Name": "unless-stopped"}, binds=kw.pop("binds"))
@@ -204,9 +204,7 @@ def settled(layout: Layout, hs: HostSpec) -> list[str]:
         c = got.get(spec.name)
         if c is None:
             waiting.append(f"{spec.name} missing")
-        elif spec.running and c["state"] != "running":
-            waiting.append(f"{spec.name} {c['state']}")
-        elif not spec.running and c["state"] != "exited":
+        elif spec.running and c["state"] != "running" or not spec.running and c["state"] != "exited":
             waiting.append(f"{spec.name} {c['state']}")
         elif spec.running and spec.healthcheck and c["health"] != "healthy":
             waiting.append(f"{spec.name} {c['health']}")

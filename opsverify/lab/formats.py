@@ -28,7 +28,7 @@ class El:
     attrs: dict[str, str] = field(default_factory=dict)
 
 
-def E(tag: str, *children: El | str | int | bool | None, **attrs: str) -> El:  # noqa: N802
+def E(tag: str, *children: El | str | int | bool | None, **attrs: str) -> El:
     """El("Port", "7878") or El("PathInfos", El(...), El(...)); bools render as .NET writes them."""
     kids = [c for c in children if isinstance(c, El)]
     texts = [c for c in children if not isinstance(c, El) and c is not None]
@@ -110,7 +110,7 @@ def put(doc: Doc, path: str, value: Any, row: dict[str, Any] | None = None,
             else:
                 r[col] = value
     elif isinstance(doc, Text):
-        raise ValueError(f"cannot set {path!r} in a plain text file")
+        raise TypeError(f"cannot set {path!r} in a plain text file")
     else:
         _put_tree(doc.data, parts, value)
 

@@ -18,7 +18,7 @@ def run(argv: Sequence[str], *, input: str | bytes | None = None, timeout: float
     text = not isinstance(input, bytes)
     try:
         proc = subprocess.run(list(argv), input=input, capture_output=True, text=text,
-                              timeout=timeout, env=env)
+                              timeout=timeout, env=env, check=False)
     except FileNotFoundError:
         raise LabError(f"command not found: {argv[0]}") from None
     except subprocess.TimeoutExpired:

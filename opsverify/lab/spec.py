@@ -358,7 +358,7 @@ def _prometheus_yml(ssot: Ssot) -> str:
 
 def destroyed(d: Any, now: dt.datetime) -> bool:
     """A decommissioned VM is gone once its hold has passed and the record says destroy."""
-    hold = dt.datetime.fromisoformat(str(d.hold_until).replace("Z", "+00:00"))
+    hold = dt.datetime.fromisoformat(str(d.hold_until))
     if hold.tzinfo is None:
         hold = hold.replace(tzinfo=dt.UTC)
     return d.after_hold == "destroy" and now >= hold
@@ -373,7 +373,7 @@ def _zfs_state(ssot: Ssot, now: dt.datetime) -> dict[str, Any]:
     for d in ssot.decommissions:
         if not destroyed(d, now):
             names.update(d.datasets)
-    for n in list(names):
+    for n in names:
         parts = n.split("/")
         names.update("/".join(parts[:i]) for i in range(1, len(parts)))
     sizes = {n: (96 << 30) if n.count("/") == 0 else (24 << 30) >> n.count("/") for n in names}

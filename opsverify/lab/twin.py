@@ -16,7 +16,7 @@ from typing import Any
 
 from opsverify import ssot as ssot_pkg
 
-from . import engine, hosts, image, services
+from . import hosts, services
 from .layout import LabError, Layout, write_private
 from .proc import alive, netns_argv, pids_in_netns, read_pid, run, stop
 from .spec import World, build, credentials, new_secrets
@@ -77,6 +77,7 @@ def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet) -> dict[str, An
                              "services": {}, "complete": False}
     _save(layout, state)
 
+    from . import image
     with ThreadPoolExecutor(max_workers=4) as pool:
         tar = pool.submit(image.build_rootfs, layout.image_dir)
         say(f"network namespace {layout.netns}: {len(world.addresses)} addresses on its loopback")
@@ -110,6 +111,8 @@ def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet) -> dict[str, An
         for name, fut in engines.items():
             state["hosts"][name]["dockerd_pid"] = fut.result()
     _save(layout, state)
+    state["status"] = _status_of(layout, world, state)
+    _save(layout, state)
     say("waiting for containers, health checks, stand-ins and scrape targets")
     wait_ready(layout, world, timeout=90)
     state["complete"] = True
@@ -119,6 +122,7 @@ def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet) -> dict[str, An
 
 
 def _engine(layout: Layout, hs: Any, holder: int, tar: Any, say: Say) -> int:
+    from . import engine
     pid = engine.start_dockerd(layout, hs, holder)
     engine.load_image(layout, hs, tar.result())
     engine.converge(layout, hs)
@@ -146,8 +150,8 @@ def _ssh_client(layout: Layout, world: World) -> None:
 
 def write_client_files(layout: Layout, world: World) -> None:
     """known_hosts pinning each host's key, the ssh_config for all hosts, the exec hosts file."""
-    lines, blocks = [], [f"# opsverify lab twin {layout.name!r}: every twin host "
-                         "(use inside the twin: ops lab exec -- ssh -F THIS HOST)"]
+    lines, blocks = [], [(f"# opsverify lab twin {layout.name!r}: every twin host "
+                         "(use inside the twin: ops lab exec -- ssh -F THIS HOST)")]
     for hs in world.hosts.values():
         h = hs.host
         pub = (layout.host(h.name) / "pinned_host_key.pub").read_text().split()
@@ -173,6 +177,7 @@ def _save(layout: Layout, state: dict[str, Any]) -> None:
 
 def wait_ready(layout: Layout, world: World, timeout: float) -> None:
     """Until every container is as intended, stand-ins answer and Prometheus scrapes all targets."""
+    from . import engine  # imported late: the docker SDK costs a second, status needs none of it
     write_client_files(layout, world)
     deadline = time.monotonic() + timeout
     waiting: list[str] = []
@@ -186,7 +191,8 @@ def wait_ready(layout: Layout, world: World, timeout: float) -> None:
         left = max(5.0, deadline - time.monotonic())
         proc = subprocess.run(exec_argv(layout, [sys.executable, "-m", "opsverify.lab.ready",
                                                  "--timeout", str(left)]),
-                              capture_output=True, text=True, env=exec_env(layout))
+                              capture_output=True, text=True, env=exec_env(layout),
+                              check=False)
         if proc.returncode:
             waiting = (proc.stdout.strip() or proc.stderr.strip()[-500:]).splitlines()
     if waiting:
@@ -206,26 +212,30 @@ def summary(layout: Layout, world: World, state: dict[str, Any]) -> dict[str, An
 def status(layout: Layout) -> dict[str, Any]:
     """Where everything of the twin is (the shape other tools code against)."""
     state = layout.read_state()
-    out: dict[str, Any] = {"name": layout.name, "up": is_up(layout, state),
-                           "state_dir": str(layout.root), "netns": layout.netns,
-                           "netns_path": str(layout.netns_path), "ssot": state.get("ssot")}
-    if not state.get("secrets"):
-        return {**out, "hosts": {}, "ssh_config": None, "ca_bundle": None, "standins": {},
-                "env": {}, "canaries": []}
-    world = load_world(layout, state)
-    out["hosts"] = {}
+    base = {"name": layout.name, "up": is_up(layout, state), "state_dir": str(layout.root),
+            "netns": layout.netns, "netns_path": str(layout.netns_path),
+            "ssot": state.get("ssot")}
+    if state.get("status"):
+        return {**state["status"], **base}
+    return {**base, "hosts": {}, "ssh_config": None, "ca_bundle": None, "standins": {},
+            "env": {}, "canaries": []}
+
+
+def _status_of(layout: Layout, world: World, state: dict[str, Any]) -> dict[str, Any]:
+    """The lasting part of the status, computed once by `up` and kept in the state file."""
+    out: dict[str, Any] = {"hosts": {}}
     for name, hs in world.hosts.items():
-        h, live = hs.host, state.get("hosts", {}).get(name, {})
+        h = hs.host
         out["hosts"][name] = {
             "hostname": h.hostname, "addresses": list(h.addresses),
             "ssh": {"address": h.ssh_address, "user": h.ssh_user, "port": h.ssh_port,
                     "identity_file": str(layout.identity), "known_hosts": str(layout.known_hosts)},
             "docker_socket": str(layout.docker_socket(name)) if hs.docker else None,
-            "pid": live.get("pid")}
+            "pid": state["hosts"][name]["pid"]}
     out["ssh_config"] = str(layout.ssh_config)
     out["ca_bundle"] = str(layout.ca_bundle)
     out["standins"] = credentials(world)
-    out["env"] = env_of(layout, out)
+    out["env"] = env_of(layout, {**out, "ssot": state["ssot"]})
     out["canaries"] = world.canaries
     return out
 
@@ -301,6 +311,7 @@ def reset(layout: Layout, say: Say = _quiet, only: set[str] | None = None) -> No
             shutil.copy2(d / "pinned_host_key.pub", d / "ssh_host_ed25519_key.pub")
             state["hosts"][name]["sshd_pid"] = hosts.start_sshd(layout, hs, holder)
         if hs.docker and (want(name, "containers") or replaced):
+            from . import engine
             recreate = {c.name for c in hs.containers
                         if any(src.startswith(p + "/") or src == p
                                for src in c.binds for p in replaced)}

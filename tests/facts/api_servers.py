@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from hypothesis import strategies as st
 
 from opsverify.facts.api_client import make_client, tls_verify
 from opsverify.lab import pki
@@ -190,7 +191,7 @@ class _Scripted(ThreadingHTTPServer):
 def scripted(script: Script, tls: ssl.SSLContext | None = None) -> Iterator[_Scripted]:
     """A threaded HTTP(S) server on 127.0.0.1 answering each request as `script` says."""
     server = _Scripted(script, tls)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     try:
         yield server
     finally:
@@ -256,3 +257,12 @@ def standin(app_cls: type[_http.App], state: dict[str, Any], directory: Path,
         yield f"{'https' if tls else 'http'}://{server.url_address}"
     finally:
         _http.stop(server)
+
+
+def json_values(keys: tuple[str, ...] = (), max_leaves: int = 20) -> st.SearchStrategy[Any]:
+    """A hypothesis strategy of JSON documents whose object keys often are the API's own."""
+    key = st.sampled_from(keys) | st.text(max_size=4) if keys else st.text(max_size=4)
+    leaf = (st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6)
+            | st.sampled_from(["", "0", "1", "NaN", "+Inf", "running", "true"]))
+    return st.recursive(leaf, lambda kids: st.lists(kids, max_size=4)
+                        | st.dictionaries(key, kids, max_size=4), max_leaves=max_leaves)

@@ -19,6 +19,7 @@ from opsverify.facts.store import FactStore
 from opsverify.lab.standins import cloudflare, infisical, proxmox
 from opsverify.settings import Settings
 from opsverify.ssot import Ssot, load
+from opsverify.verdict import Unreachable
 
 CF_TOKEN = "cf-token-e2e-4d5c6b7a8f"
 PVE_SECRET = "pve-e2e-1f2e3d4c-5b6a"
@@ -146,3 +147,28 @@ def test_echoed_secret_is_masked_in_the_facts(ssot: Ssot) -> None:
     assert token not in json.dumps(facts)
     assert facts["tunnel"]["ingress"][0]["hostname"] == redact.MASK
     assert facts["dns"][0]["content"] == redact.MASK
+
+
+ORIGINS = {"cloudflare": "https://api.cloudflare.com:443",
+           "infisical": "https://infisical.ronny.works:443",
+           "proxmox": "https://192.168.1.184:8006", "prometheus": "http://192.168.1.184:9090"}
+FAULTS = {"hang": Answer(hang=True), "500": Answer(500, b"<h1>Internal Server Error</h1>"),
+          "garbage": Answer(200, b'{"result": [1, 2'), "wrong shape": Answer(200, [])}
+EXPECTED = {"hang": "timed out after 1 s (no answer)", "500": "HTTP 500 Internal Server Error",
+            "garbage": "HTTP 200 but invalid JSON", "wrong shape": "unexpected response: "}
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("source", list(ORIGINS))
+def test_each_api_under_each_fault(ssot: Ssot, source: str, fault: str) -> None:
+    """Hung, 500, garbage, wrong shape: Unreachable(source, reason), one timeout at most."""
+    settings = Settings.from_env(ENV, timeout=1)
+    with scripted(lambda seen: FAULTS[fault]) as srv:
+        client = make_client(settings, transport=Loopback({ORIGINS[source]: srv.url}))
+        start = time.monotonic()
+        with pytest.raises(Unreachable) as info:
+            api_collectors(ssot, settings, client=client)[source]()
+        cost = time.monotonic() - start
+    print(f"\n{source} {fault}: Unreachable after {cost:.2f} s: {info.value.reason}")
+    assert info.value.target == source and EXPECTED[fault] in info.value.reason
+    assert cost < 3  # a guard against a hang, not a speed target

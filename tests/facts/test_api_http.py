@@ -22,6 +22,7 @@ from api_servers import (
     Loopback,
     Pki,
     Seen,
+    json_values,
     sample,
     sample_bytes,
     scripted,
@@ -216,6 +217,16 @@ def test_secret_unavailable_is_auth_error_not_drift(ssot: Ssot, ca: Pki,
     assert facts["routes"]["jellyfin.ronny.works"]["status"] == 200
 
 
+def test_secret_with_a_line_break_is_refused_unquoted(ssot: Ssot, servers: dict[str, str],
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    facts, _ = collect(ssot, Settings(timeout=2), servers,
+                       KEYS | {"RADARR_API_KEY": "canary-nl-3f2e1d\n"})
+    assert facts["probes"]["radarr"]["auth_error"] == (
+        "not asked: RADARR_API_KEY holds a line break or NUL (a trailing newline?)")
+    assert "canary-nl-3f2e1d" not in json.dumps(facts) + caplog.text
+
+
 def test_infisical_hanging_costs_one_timeout(ssot: Ssot, servers: dict[str, str]) -> None:
     with silent_listener() as hung:
         start = time.monotonic()
@@ -271,11 +282,9 @@ def test_body_facts_take_only_what_the_ssot_expects() -> None:
     assert api_http.body_facts(b"x" * 20000, {"body": "Healthy"})["body"] == "x" * 8192
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
-                    lambda kids: st.lists(kids, max_size=4)
-                    | st.dictionaries(st.text(max_size=6), kids, max_size=4), max_leaves=25)
-PATH = st.lists(st.sampled_from(["*", "0", "1", "a", "queue", "status", ""]), min_size=1,
-                max_size=5).map(".".join)
+JSON = json_values(("queue", "status", "slots", "a", "0"))
+SEGMENT = st.sampled_from(["*", "0", "1", "²", "a", "queue", "status", ""]) | st.text(max_size=3)
+PATH = st.lists(SEGMENT, min_size=1, max_size=5).map(".".join)
 
 
 @hsettings(max_examples=200)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_servers import Answer, loopback_client, sample, scripted, standin
+from api_servers import Answer, json_values, loopback_client, sample, scripted, standin
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -181,9 +181,7 @@ def test_hidden_value_is_value_error() -> None:
                                            "secretValueHidden": True}})
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
-                    lambda kids: st.lists(kids, max_size=4)
-                    | st.dictionaries(st.text(max_size=10), kids, max_size=4), max_leaves=20)
+JSON = json_values(("secrets", "secretKey", "secretValue", "secret", "accessToken"))
 SHAPED = st.fixed_dictionaries({}, optional={
     "accessToken": JSON, "secrets": st.lists(st.dictionaries(
         st.sampled_from(["secretKey", "secretValue", "secretValueHidden"]), JSON), max_size=3)

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_servers import Answer, loopback_client, sample, scripted, standin
+from api_servers import Answer, json_values, loopback_client, sample, scripted, standin
 from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -136,9 +136,7 @@ def test_onboot_number_or_string(onboot: Any, want: int | None) -> None:
     assert px.parse_vm_config({"data": {"onboot": onboot}})["onboot"] == want
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
-                    lambda kids: st.lists(kids, max_size=4)
-                    | st.dictionaries(st.text(max_size=8), kids, max_size=4), max_leaves=20)
+JSON = json_values(("data", "vmid", "status", "qmpstatus", "name", "onboot"))
 FIELD = st.sampled_from(["vmid", "status", "qmpstatus", "name", "onboot"])
 SHAPED = st.fixed_dictionaries({"data": st.lists(st.dictionaries(FIELD, JSON), max_size=4)
                                 | st.dictionaries(FIELD, JSON) | JSON})

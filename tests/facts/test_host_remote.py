@@ -29,7 +29,8 @@ def run_script(params: dict, python: str = "python3", limit: int = 20) -> dict:
     """Run the exact host command here, through sh, and return the facts it prints."""
     argv = shlex.split(commands.facts_command(remote.script_payload(), params, limit))
     argv[argv.index("python3")] = python
-    proc = subprocess.run(["sh", "-c", shlex.join(argv)], capture_output=True, timeout=limit + 5)
+    proc = subprocess.run(["sh", "-c", shlex.join(argv)], capture_output=True, timeout=limit + 5,
+                          check=False)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     out = proc.stdout.decode()
     return json.loads(out[out.rindex(commands.SENTINEL) + len(commands.SENTINEL):])
@@ -168,7 +169,7 @@ def tree(tmp_path: Path):
     t.writer.close()
 
 
-@pytest.mark.parametrize("python", ["python3", *PY38[:1]])
+@pytest.mark.parametrize("python", ["python3", *PY38[:1]], ids=os.path.basename)
 def test_the_script_reads_a_real_tree_and_changes_nothing(tree: Tree, python: str) -> None:
     before = tree.snapshot()
     facts = run_script(tree.params(), python)
@@ -291,12 +292,14 @@ def test_the_scan_stops_at_its_budget(tree: Tree) -> None:
     ctx = remote._Context(tree.params(), deadline=time.monotonic() - 1)
     facts = remote._Scan(ctx).run()
     assert facts["scan"]["complete"] is False
-    assert facts["scan"]["skipped"][0]["reason"].startswith("time budget exhausted")
+    assert any(s["reason"].startswith("time budget exhausted") for s in facts["scan"]["skipped"])
+    assert facts["stale_refs"] == []
 
 
 def test_bad_params_are_reported_not_raised() -> None:
     proc = subprocess.run(["python3", "-I", "-S", "-c", commands.BOOTSTRAP,
-                           remote.script_payload(), "not base64!"], capture_output=True)
+                           remote.script_payload(), "not base64!"], capture_output=True,
+                          check=False)
     out = proc.stdout.decode()
     facts = json.loads(out[out.rindex(commands.SENTINEL) + len(commands.SENTINEL):])
     assert proc.returncode == 0 and facts["errors"] == {"params": "PARAMS is not base64 JSON"}
@@ -328,8 +331,6 @@ def test_the_script_is_the_module_source() -> None:
     for name in remote.MODULES:
         assert modules[name] == (FACTS / (name.rsplit(".", 1)[1] + ".py")).read_text()
     assert [modules[p] for p in remote.PACKAGES] == ["", ""]
-    assert "opsverify.facts.remote" in commands.describe(
-        commands.facts_command(remote.script_payload(), {"host": "x"}, 5)) or True
 
 
 def test_describe_shows_the_script_by_hash_and_the_parameters() -> None:

@@ -101,8 +101,12 @@ def _stack(ssot: Ssot, stack: str) -> dict[str, Any]:
                                     for i, k in enumerate(keys)}}}
 
 
-def clean_facts(ssot: Ssot) -> Facts:
-    """Facts of every source, consistent with the SSOT: every gate passes on them."""
+def clean_facts(ssot: Ssot, after_hold: bool = False) -> Facts:
+    """Facts of every source, consistent with the SSOT: every gate passes on them.
+
+    Decommissioned VMs are stopped and kept (inside their hold), or destroyed with their
+    datasets (`after_hold`).
+    """
     out: Facts = {f"host:{n}": host_facts(ssot, n) for n in ssot.active_hosts}
     cf = ssot.cloudflare
     out["cloudflare"] = {
@@ -123,6 +127,14 @@ def clean_facts(ssot: Ssot) -> Facts:
     for d in ssot.decommissions:
         vms[str(d.vmid)] = {"exists": True, "status": "stopped", "qmpstatus": "stopped",
                             "onboot": None, "name": ssot.hosts[d.host].hostname}
+    if after_hold:
+        for d in ssot.decommissions:
+            vms[str(d.vmid)] = {"exists": False, "status": None, "qmpstatus": None,
+                                "onboot": None, "name": None}
+            pve = out.get(f"host:{ssot.proxmox_host.name}") if ssot.proxmox_host else None
+            if pve:
+                pve["zfs"]["datasets"] = [x for x in pve["zfs"]["datasets"]
+                                          if x not in d.datasets]
     out["proxmox"] = {"node": next(iter(ssot.decommissions)).node if ssot.decommissions
                       else "pve", "vms": vms}
     out["prometheus"] = {
@@ -184,21 +196,30 @@ class Run:
         return {k: o.message for k, o in self.outcomes.items() if o.status != "passed"}
 
 
+CREDENTIALS = ("CLOUDFLARE_API_TOKEN", "INFISICAL_CLIENT_ID", "INFISICAL_CLIENT_SECRET",
+               "INFISICAL_TOKEN", "PROXMOX_API_TOKEN")
+
+
 def gate_env(**env: str) -> dict[str, str]:
-    """The environment of a gate run: no OPSVERIFY_* of ours, the network guard on."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OPSVERIFY_")}
+    """The environment of a gate run: no settings or credentials of ours, the network guard on."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("OPSVERIFY_") and k not in CREDENTIALS}
     base.update({"OPSVERIFY_NETGUARD": "1", "OPSVERIFY_NOW": BEFORE_HOLD}, **env)
     return base
 
 
 def run_many(jobs: dict[str, tuple[Facts, dict[str, str]]], workdir: Path,
-             workers: int = 2) -> dict[str, Run]:
-    """Run the gates once per job (facts, env overrides), spread over worker processes."""
+             workers: int = 2, args: dict[str, list[str]] | None = None) -> dict[str, Run]:
+    """Run the gates once per job (facts, env overrides), spread over worker processes.
+
+    args: more pytest arguments for some jobs, by job name.
+    """
     dirs = {}
     for i, (name, (facts, env)) in enumerate(jobs.items()):
         job = workdir / f"job{i:03d}"
         write_facts(facts, job / "facts")
         (job / "env.json").write_text(json.dumps(env))
+        (job / "args.json").write_text(json.dumps((args or {}).get(name, [])))
         dirs[name] = job
     batches = [list(dirs.values())[w::workers] for w in range(workers)]
     procs = [subprocess.Popen([sys.executable, str(Path(__file__).with_name("gaterun.py")),
@@ -242,3 +263,25 @@ def mutated(facts: Facts, change: Callable[[Facts], Any]) -> Facts:
     out = copy.deepcopy(facts)
     change(out)
     return out
+
+
+def main(argv: list[str]) -> int:
+    """`python tests/gates/factsgen.py DIR`: write clean facts for the shipped SSOT and today."""
+    from datetime import UTC, datetime
+
+    from opsverify.checks.decom import when
+    from opsverify.ssot import load
+
+    if len(argv) != 1:
+        print("usage: factsgen.py DIR", file=sys.stderr)
+        return 2
+    ssot = load()
+    now = datetime.now(UTC)
+    after = any(now >= when(d.hold_until) for d in ssot.decommissions)
+    write_facts(clean_facts(ssot, after_hold=after), Path(argv[0]))
+    print(f"clean facts ({'after' if after else 'inside'} the decommission hold) in {argv[0]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

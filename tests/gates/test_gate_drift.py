@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from factsgen import AFTER_HOLD, Facts, Run, clean_facts, mutated, run_many
+from factsgen import AFTER_HOLD, ROOT, Facts, Run, clean_facts, mutated, run_many
 
 from opsverify.ssot import load
 
@@ -290,8 +290,7 @@ CASES = [
     Case("dataset-left-after-destroy", lambda f: f["proxmox"]["vms"].pop(VM201),
          {DEC: "destroy overdue since 2026-02-12T14:38:00Z: dataset tank/docker/media-stack "
                "still exists"}, {"OPSVERIFY_NOW": AFTER_HOLD}),
-    Case("destroyed-after-hold", lambda f: [f["proxmox"]["vms"].pop(VM201), host(f, "pve")[
-        "zfs"]["datasets"].remove("tank/docker/media-stack")], {},
+    Case("destroyed-after-hold", lambda f: f.update(clean_facts(SSOT, after_hold=True)), {},
          {"OPSVERIFY_NOW": AFTER_HOLD}),
     Case("destroyed-early", lambda f: f["proxmox"]["vms"][VM201].update(
         exists=False, status=None, qmpstatus=None, onboot=None),
@@ -399,7 +398,11 @@ def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
             wanted.add(spec.params["job"])
     jobs = {name: (mutated(CLEAN, JOBS[name][0]), JOBS[name][1]) for name in JOBS
             if name in wanted}
-    return run_many(jobs, tmp_path_factory.mktemp("gate-runs"))
+    # The ssot family reads no facts, so no drift of facts can change it: the clean run
+    # covers it and the drift runs leave it out.
+    args = {name: ["--ignore", str(ROOT / "gates" / "test_ssot.py")] for name in jobs
+            if name != "clean"}
+    return run_many(jobs, tmp_path_factory.mktemp("gate-runs"), args=args)
 
 
 def is_drift(message: str) -> bool:
@@ -433,7 +436,8 @@ def test_drift_fails_exactly_its_gate(job: str, runs: dict[str, Run]) -> None:
     case = next(c for c in CASES if f"drift:{c.name}" == job)
     run = runs[job]
     assert run.outcomes, f"no gate ran:\n{run.output[-3000:]}"
-    assert set(run.outcomes) == set(runs["clean"].outcomes), "a drift changed the test ids"
+    ids = {k for k in runs["clean"].outcomes if not k.startswith("test_ssot::")}
+    assert set(run.outcomes) == ids, "a drift changed the test ids"
     assert set(run.failing()) == set(case.fails), outcome_table(run)
     for test_id, fragment in case.fails.items():
         outcome = run.outcomes[test_id]

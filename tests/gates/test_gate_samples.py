@@ -88,7 +88,8 @@ def gluetun(**change: Any) -> dict[str, Any]:
         else:
             doc[section][field] = value
     return {"docker": {"ok": True, "error": None, "containers": [
-        parsers.parse_container(doc, ["TZ", "OPENVPN_PASSWORD"], SECRET_NAME)]}}
+        parsers.parse_container(doc, {"wt-contnet-producer-1": ["TZ", "OPENVPN_PASSWORD"]},
+                                SECRET_NAME)]}}
 
 
 def vpn(healthcheck: bool = True, image: str = "qmcgaw/gluetun:latest",

@@ -13,15 +13,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "gates"))
 
-from factsgen import BEFORE_HOLD, Facts, clean_facts, mutated, write_facts  # noqa: E402
+from factsgen import BEFORE_HOLD, Facts, clean_facts, mutated, write_facts
 
-from opsverify.ssot import load  # noqa: E402
+from opsverify.ssot import load
 
 SSOT = load()
 CLEAN = clean_facts(SSOT)
 CREDENTIALS = ("CLOUDFLARE_API_TOKEN", "INFISICAL_CLIENT_ID", "INFISICAL_CLIENT_SECRET",
                "INFISICAL_TOKEN", "PROXMOX_API_TOKEN")
-__all__ = ["BEFORE_HOLD", "CLEAN", "Facts", "SSOT", "env", "facts_dir", "mount", "mutated", "ops"]
+__all__ = ["BEFORE_HOLD", "CLEAN", "SSOT", "Facts", "env", "facts_dir", "mount", "mutated", "ops"]
 
 
 def env(**extra: str) -> dict[str, str]:

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from opsverify.commands.verify import families
 
-HEADLINE = re.compile(r"^ops verify: (\d+)/(\d+) PASS(, [^(]*)? \((\d+) famil(y|ies), (\d+) hosts?, "
-                      r"[\d.]+ s\)$")
+HEADLINE = re.compile(r"^ops verify: (\d+)/(\d+) PASS(, [^(]*)? "
+                      r"\((\d+) famil(y|ies), (\d+) hosts?, [\d.]+ s\)$")
 
 
 @dataclass
@@ -183,7 +183,8 @@ def test_selection_by_host_family_and_k(tmp_path: Path) -> None:
     tests = json.loads((tmp_path / "k.json").read_text())["tests"]
     assert both.returncode == 0
     assert {t["family"] for t in tests} == {"containers"}  # no mount id mentions radarr
-    assert sorted(t["param"] for t in tests) == ["download-stack:radarr", "download-stack:swaparr-radarr"]
+    assert sorted(t["param"] for t in tests) == ["download-stack:radarr",
+                                                 "download-stack:swaparr-radarr"]
 
 
 def test_quiet_and_verbose(tmp_path: Path) -> None:
@@ -192,7 +193,7 @@ def test_quiet_and_verbose(tmp_path: Path) -> None:
     assert quiet.returncode == 0 and [ln for ln in quiet.stdout.splitlines() if ln.strip()] == [
         ln for ln in quiet.stdout.splitlines() if ln.startswith("ops verify: ")]
     loud = ops("verify", "--facts", f, "--family", "decom", "-v")
-    assert re.search(r"^gates/test_decom\.py::\S+ PASS", loud.stdout, re.M), loud.stdout
+    assert re.search(r"^gates/test_decom\.py::\S+ PASS", loud.stdout, re.MULTILINE), loud.stdout
 
 
 def test_save_facts_then_replay_them(tmp_path: Path) -> None:
