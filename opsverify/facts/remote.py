@@ -115,7 +115,10 @@ def collect(params: dict[str, Any], started: float | None = None) -> dict[str, A
     worker.start()
     worker.join(max(0.0, ctx.deadline - time.monotonic()) + 0.2)
     if worker.is_alive():  # its section is stuck in a read; report the rest
-        errors[running[0]] = f"did not finish within {ctx.budget:.1f} s (hung filesystem?)"
+        hung = running[0]
+        errors[hung] = f"did not finish within {ctx.budget:.1f} s (hung filesystem?)"
+        later = [name for name, _ in sections][[name for name, _ in sections].index(hung) + 1:]
+        errors.update({name: f"not run: {hung} did not finish" for name in later})
     facts.update(dict(done))
     facts["errors"] = dict(errors)
     return facts
@@ -136,7 +139,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 class _Context:
-    """The parameters of one run, checked, plus its deadline."""
+    """The parameters of one run and its deadline."""
 
     def __init__(self, params: dict[str, Any], deadline: float):
         self.p = params

@@ -78,7 +78,7 @@ class FactStore:
         except Unreachable as exc:
             self._mark(source, exc.reason)
             return
-        except Exception as exc:  # a collector bug must not pass for drift or take the run down
+        except Exception as exc:  # noqa: BLE001 - a collector bug must not pass for drift or take the run down
             self._mark(source, f"collector error: {exc.__class__.__name__}: {exc}")
             return
         with self._lock:

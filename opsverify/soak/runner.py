@@ -8,6 +8,7 @@ duration and message, and each container's id, state, health, restart count and 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -141,7 +142,7 @@ def human(seconds: float) -> str:
 
 def expected_runs(every_s: float, for_s: float) -> int:
     """Runs in the window: one at its start and one every `every` (72 h / 5 min = 864)."""
-    return max(1, int(-(-for_s // every_s)))
+    return max(1, math.ceil(for_s / every_s - 1e-9))  # 6 / 0.3 is 20.000000000000004
 
 
 class Progress:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from .conftest import failing, ops
+from twinrun import failing, ops
 
 # What a person must read in the failure for each scenario (besides its family failing).
 MESSAGES = {
