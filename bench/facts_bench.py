@@ -80,7 +80,8 @@ def main() -> None:
     print(f"facts bench: medians of {RUNS}; load average {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} cores")
     payload = remote.script_payload()
-    print(f"  script payload: {len(payload)} B base64 ({sum(map(len, commands.script_modules(payload).values()))} B of source)")
+    source = sum(map(len, commands.script_modules(payload).values()))
+    print(f"  script payload: {len(payload)} B base64 ({source} B of source)")
 
     with tempfile.TemporaryDirectory() as tmp:
         small = params(Path(tmp))

@@ -316,8 +316,9 @@ def node_exporter_down(d: Drifter) -> None:
                                    f"http://127.0.0.1:{target.port}/ || exit 1")]
     d.recreate("vm210", "node-exporter", healthcheck=health,
                command=["/bin/node_exporter", f"--web.listen-address=127.0.0.1:{target.port}"])
-    d.wait(f"Prometheus reports {target.instance} down",
-           lambda: d.prometheus_target(target.instance) == "down", timeout=60)
+    d.wait(f"Prometheus reports {target.instance} down while the container is healthy",
+           lambda: d.prometheus_target(target.instance) == "down"
+           and d.health("vm210", "node-exporter") == "healthy", timeout=60)
 
 
 def host_key_rotated(d: Drifter) -> None:

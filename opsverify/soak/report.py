@@ -75,6 +75,7 @@ class Soak:
     gates: dict[str, Gate] = field(default_factory=dict)
     boxes: dict[tuple[str, str], Box] = field(default_factory=dict)
     reach: dict[str, bytearray] = field(default_factory=dict)
+    reach_why: dict[str, str] = field(default_factory=dict)  # source -> its last reason
     relaxations: list[str] = field(default_factory=list)
 
     @property
@@ -183,6 +184,7 @@ def _reachability(s: Soak, i: int, run: dict[str, Any]) -> None:
         asked: set[str] = set()
     else:
         down = set(run.get("unreachable") or {})
+        s.reach_why.update(run.get("unreachable") or {})
         asked = {f"host:{h}" for _f, h, *_ in run["tests"].values() if h} | down
     for source in asked:
         s.reach.setdefault(source, bytearray(i))
@@ -415,13 +417,15 @@ def _reach(s: Soak) -> list[str]:
     if not s.reach:
         return [*out, '<p class="muted">No host or API was asked in this soak.</p>']
     first_k = s.runs[0]["k"]
-    out.append("<table><tr><th>Source</th><th>Reachable</th><th>Across the window</th></tr>")
+    out.append("<table><tr><th>Source</th><th>Reachable</th><th>Across the window</th>"
+               "<th>Last reason</th></tr>")
     for source, codes in sorted(s.reach.items()):
         asked = sum(1 for c in codes if c != ABSENT)
         up = sum(1 for c in codes if c == OK)
         pct = f"{up}/{asked} runs" if asked else "-"
         cls = ' class="bad"' if up < asked else ""
         out.append(f"<tr><td>{_t(source)}</td><td{cls}>{pct}</td>"
-                   f"<td>{strip(codes, 'o', WORD, first_k)}</td></tr>")
+                   f"<td>{strip(codes, 'o', WORD, first_k)}</td>"
+                   f"<td>{_t(s.reach_why.get(source, ''))}</td></tr>")
     out.append("</table>")
     return out

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def ops(*args: str, timeout: float = 300, check: bool = True, **kw: Any) -> subprocess.CompletedProcess:
     """Run `ops ARGS…` as a person would, capturing its output."""
-    proc = subprocess.run([*OPS, *args], capture_output=True, text=True, timeout=timeout,
+    proc = subprocess.run([*OPS, *args], check=False, capture_output=True, text=True, timeout=timeout,
                           cwd=REPO, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"ops {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")

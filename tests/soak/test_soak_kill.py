@@ -53,7 +53,7 @@ def test_sigkill_at_random_moments_loses_no_completed_run(tmp_path: Path) -> Non
     done, torn = 0, 0
     for i in range(10):
         proc = start(tmp_path, first=not path.exists())
-        time.sleep(rng.uniform(0.3, 3.0))
+        time.sleep(rng.uniform(0.5, 5.0))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         if not path.exists():

@@ -50,3 +50,28 @@ def mount(f: Facts, host: str, target: str) -> dict[str, Any]:
 
 def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
+
+
+def chromium(page: Path) -> tuple[str, list[str]]:
+    """(rendered DOM, console messages) of a local page in headless Chromium, offline.
+
+    Skips the calling test when Chromium is not installed (apt-get install chromium).
+    """
+    import re
+    import shutil
+    import tempfile
+
+    import pytest
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not exe:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        p = subprocess.run(
+            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
+             "--virtual-time-budget=3000", "--dump-dom", page.resolve().as_uri()],
+            capture_output=True, text=True, timeout=120, check=False)
+    console = [ln for ln in p.stderr.splitlines() if re.search(r":CONSOLE[:(]", ln)]
+    return p.stdout, console

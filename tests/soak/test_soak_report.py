@@ -1,0 +1,115 @@
+"""The soak report: verdict rules, restart counting, flapping, and a page that opens anywhere."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from opsrun import chromium
+
+from opsverify.redact import register
+from opsverify.soak import report
+
+T0 = "2026-02-08T14:00:00+00:00"
+
+
+def box(started: str = "2026-02-08T13:00:00.000000000Z", count: int = 0, cid: str = "a1",
+        state: str = "running", health: str | None = "healthy") -> dict[str, Any]:
+    return {"id": cid, "state": state, "health": health, "restart_count": count,
+            "started_at": started}
+
+
+def run(k: int, outcomes: dict[str, str], boxes: dict[str, dict] | None = None,
+        unreachable: dict[str, str] | None = None) -> dict[str, Any]:
+    tests = {tid: ["mounts", "vm210", o, 0.01, None if o == "pass" else f"{tid} is {o}"]
+             for tid, o in outcomes.items()}
+    return {"k": k, "started": T0, "finished": "2026-02-08T14:00:02+00:00", "duration_s": k / 10,
+            "exit_code": 1 if "fail" in outcomes.values() else 0, "error": None,
+            "counts": {"pass": 1}, "unreachable": unreachable or {}, "tests": tests,
+            "containers": {"vm210": boxes or {}}}
+
+
+def header(expected: int, may_restart: list[str] | None = None) -> dict[str, Any]:
+    return {"name": "t", "every_s": 300, "for_s": 300 * expected, "expected_runs": expected,
+            "flags": ["--family", "mounts"], "ssot": "ssot", "may_restart": may_restart or []}
+
+
+def test_all_passed_and_complete_is_pass() -> None:
+    s = report.analyse(header(3), [run(k, {"a": "pass"}, {"jellyfin": box()}) for k in (1, 2, 3)])
+    assert s.verdict() == (report.PASS, [])
+
+
+def test_fewer_runs_than_the_window_is_incomplete() -> None:
+    s = report.analyse(header(5), [run(k, {"a": "pass"}) for k in (1, 2)])
+    assert s.verdict() == (report.INCOMPLETE, ["2 of 5 runs done"])
+
+
+def test_restarts_counted_from_start_time_count_and_id() -> None:
+    seq = [box(), box(), box(started="2026-02-08T14:10:00Z"),              # docker restart
+           box(started="2026-02-08T14:10:00Z", count=2),                  # policy restarts x2
+           box(started="2026-02-08T14:20:00Z", count=0, cid="b2"),        # recreated
+           box(started="2026-02-08T14:20:00Z", count=0, cid="b2")]
+    s = report.analyse(header(6), [run(k, {"a": "pass"}, {"jellyfin": b})
+                                   for k, b in enumerate(seq, 1)])
+    b = s.boxes[("vm210", "jellyfin")]
+    assert (b.restarts, b.restart_runs) == (4, [3, 4, 5])
+    assert s.verdict() == (report.FAIL, ["vm210/jellyfin restarted 4x (runs 3, 4, 5)"])
+    allowed = report.analyse(header(6, ["vm210/jellyfin"]), [
+        run(k, {"a": "pass"}, {"jellyfin": b}) for k, b in enumerate(seq, 1)])
+    assert allowed.verdict() == (report.PASS, [])
+
+
+def test_a_stopped_container_is_not_a_restart() -> None:
+    seq = [box(state="exited", health=None), box(state="exited", health=None)]
+    s = report.analyse(header(2), [run(k, {"a": "pass"}, {"tdarr": b})
+                                   for k, b in enumerate(seq, 1)])
+    assert s.boxes[("vm210", "tdarr")].restarts == 0 and s.verdict()[0] == report.PASS
+
+
+def test_flapping_and_first_last_failure() -> None:
+    pattern = ["pass", "fail", "pass", "pass", "fail", "fail", "pass", "fail"]
+    s = report.analyse(header(8), [run(k, {"flappy": o, "steady": "pass"})
+                                   for k, o in enumerate(pattern, 1)])
+    g = s.gates["flappy"]
+    assert g.flaps == 2 and g.bad_runs == 4  # the last failure has not recovered: no third flap
+    assert (g.first_bad[0], g.last_bad[0], g.last_bad[2]) == (2, 8, "flappy is fail")
+    assert s.gates["steady"].flaps == 0
+    assert s.verdict() == (report.FAIL, ["1 gate did not pass in 4 of 8 runs"])
+
+
+def test_a_gate_that_appears_later_is_padded() -> None:
+    s = report.analyse(header(3), [run(1, {"a": "pass"}), run(2, {"a": "pass", "b": "pass"}),
+                                   run(3, {"b": "pass"})])
+    assert list(s.gates["a"].codes) == [report.OK, report.OK, report.ABSENT]
+    assert list(s.gates["b"].codes) == [report.ABSENT, report.OK, report.OK]
+
+
+def test_page_is_self_contained_and_scrubbed(tmp_path: Path) -> None:
+    register("report-canary-5e6f7a")
+    runs = [run(k, {"a": "fail" if k == 2 else "pass"}, {"jellyfin": box()},
+                {"host:vm210": "ssh: report-canary-5e6f7a"} if k == 3 else None)
+            for k in range(1, 6)]
+    html = report.render(report.analyse(header(5), runs))
+    assert "report-canary-5e6f7a" not in html and "ssh: ********" in html
+    assert "<script" not in html and "<link" not in html and "@import" not in html
+    assert not re.search(r"""(src|href)\s*=\s*["']?(?!#)""", html)
+    assert set(re.findall(r"url\(([^)]*)\)", html)) <= {"#cells5"}
+    page = tmp_path / "soak.html"
+    page.write_text(html)
+    dom, console = chromium(page)
+    assert console == [], console
+    assert '<span class="verdict FAIL">FAIL</span>' in dom and "<svg" in dom
+
+
+def test_verify_html_report_opens_without_console_errors(tmp_path: Path) -> None:
+    from opsrun import facts_dir, mount, ops
+
+    f = facts_dir(tmp_path / "facts", lambda f: mount(f, "vm210", "/mnt/media")["options"]
+                  .__setitem__(0, "rw"))
+    ops("verify", "--facts", f, "--family", "mounts", "--html", tmp_path / "r.html")
+    dom, console = chromium(tmp_path / "r.html")
+    assert console == [], console
+    # The page's own script built the table: one row per test, our columns filled in.
+    assert dom.count('class="col-family">mounts</td>') == 4
+    assert 'class="col-outcome">FAIL</td>' in dom
