@@ -18,7 +18,7 @@ from pathlib import Path
 
 import opsverify
 
-from .layout import LabError, Layout, write_private
+from .layout import NETNS_DIR, LabError, Layout, write_private
 from .proc import alive, host_argv, netns_argv, ns_inode, run, spawn, stop
 from .spec import HostSpec, World, mount_argv, remount_argv
 
@@ -30,27 +30,59 @@ def host_root(pid: int) -> Path:
     return Path(f"/proc/{pid}/root")
 
 
-def prepare_mountpoints(layout: Layout, world: World) -> None:
-    """Create the mount points hosts need on the machine's filesystem; remember which were made."""
-    made = json.loads(layout.created_paths.read_text()) if layout.created_paths.exists() else []
-    wanted = {p for hs in world.hosts.values() for p in hs.roots}
-    for path in sorted(wanted):
-        missing = []
+# Never masked by a tmpfs inside a host: the twin's own processes live in these.
+SYSTEM_DIRS = {"/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/proc",
+               "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/usr/local", "/var",
+               "/var/lib"}
+
+
+def mount_plan(layout: Layout, hs: HostSpec) -> tuple[list[str], list[str]]:
+    """(masks, made): directories a host covers with a tmpfs so the SSOT's mount points can be
+    made inside it (the machine's filesystem stays untouched), and the few points that must be
+    made on the machine's filesystem instead because their parent is a system directory."""
+    masks, made = [], []
+    for path in hs.roots:
         p = Path(path)
-        while not p.exists():
-            missing.append(str(p))
-            p = p.parent
-        if missing:
-            Path(path).mkdir(parents=True)
+        if p.is_dir():
+            continue
+        parent = p.parent
+        while not parent.is_dir():
+            parent = parent.parent
+        if str(parent) in SYSTEM_DIRS or layout.root.is_relative_to(parent) \
+                or Path(sys.prefix).is_relative_to(parent):
+            made.append(path)
+        elif str(parent) not in masks:
+            masks.append(str(parent))
+    return masks, made
+
+
+def prepare_mountpoints(layout: Layout, world: World) -> None:
+    """Make the mount points that cannot be masked on the machine's filesystem; record them."""
+    made = json.loads(layout.created_paths.read_text()) if layout.created_paths.exists() else []
+    for hs in world.hosts.values():
+        for path in mount_plan(layout, hs)[1]:
+            missing, p = [], Path(path)
+            while not p.exists():
+                missing.append(str(p))
+                p = p.parent
+            Path(path).mkdir(parents=True, exist_ok=True)
             made += [m for m in reversed(missing) if m not in made]
     write_private(layout.created_paths, json.dumps(made, indent=1))
 
 
 def remove_mountpoints(layout: Layout) -> None:
-    """Remove the mount points `prepare_mountpoints` made, deepest first, if still empty."""
+    """Remove the mount points `prepare_mountpoints` made, deepest first, if still empty.
+
+    Not while another twin runs: removing a directory detaches the mounts on it in every
+    other mount namespace, which would take that twin's mounts away."""
     if not layout.created_paths.exists():
         return
+    others = [p for p in NETNS_DIR.glob("opsverify-*") if p != layout.netns_path]
     for path in sorted(json.loads(layout.created_paths.read_text()), key=len, reverse=True):
+        if others:
+            print(f"ops lab: left mount point {path} for the other twin(s) running",
+                  file=sys.stderr)
+            continue
         try:
             os.rmdir(path)
         except FileNotFoundError:
@@ -92,6 +124,9 @@ def setup_script(layout: Layout, hs: HostSpec) -> str:
                      f"/root/.{dot}; fi")
     if hs.docker:
         lines.append(f"ln -s {q(str(layout.docker_socket(hs.name)))} /run/docker.sock")
+    masks, _ = mount_plan(layout, hs)
+    lines += [f"mount -t tmpfs -o mode=755,size=1m tmpfs {q(m)}" for m in masks]
+    lines += [f"mkdir -p {q(p)}" for p in hs.roots if any(p.startswith(m + "/") for m in masks)]
     for m in hs.mounts:
         lines += [shlex.join(c) for c in mount_argv(m)]
     for path in hs.tmpfs_dirs:
