@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -66,7 +65,7 @@ FAULTS = [
 @pytest.mark.parametrize("scenario,reason", FAULTS, ids=[f[0] for f in FAULTS])
 def test_a_host_fault_costs_one_timeout_and_marks_only_that_host(scenario, reason, verify) -> None:
     t0 = time.monotonic()
-    code, clean, _ = verify("--timeout", str(TIMEOUT))
+    _, _, _ = verify("--timeout", str(TIMEOUT))
     baseline = time.monotonic() - t0
     ops("lab", "drift", scenario, timeout=180)
     try:
