@@ -87,13 +87,15 @@ def write_ledger(path: Path, runs: int, ids: list[tuple[str, str, str]]) -> None
             for host, name, state in boxes:
                 if down and host == "vm209":
                     continue
-                again = k >= restarts.get((host, name), runs + 1)
+                restarted_at = restarts.get((host, name), runs + 1)
+                again = k >= restarted_at
                 containers.setdefault(host, {})[name] = {
                     "id": f"{hash((host, name)) & 0xFFFFFFFFFFFF:012x}",
                     "state": "running" if state == "running" else "exited",
                     "health": "healthy" if state == "running" else None,
                     "restart_count": 1 if again else 0,
-                    "started_at": (t if again else start).isoformat()}
+                    "started_at": (start + timedelta(seconds=300 * restarted_at) if again
+                                   else start).isoformat()}
             counts = {o: sum(v[2] == o for v in tests.values())
                       for o in ("pass", "fail", "unreachable", "error", "skip")}
             run = {"type": "run", "k": k, "started": t.isoformat(),

@@ -173,7 +173,8 @@ def _outcome_element(case: ET.Element, t: dict[str, Any]) -> None:
     if o == FAIL:
         ET.SubElement(case, "failure", message=msg, type="Drift").text = msg
     elif o == UNREACHABLE:
-        text = f"UNREACHABLE {display_source(t.get('source') or '')}: {msg}"
+        source = t.get("source") or ""
+        text = f"UNREACHABLE {display_source(source)}: {msg.removeprefix(source + ': ')}"
         ET.SubElement(case, "error", message=text, type="Unreachable").text = text
     elif o == ERROR:
         ET.SubElement(case, "error", message=msg, type="Error").text = msg

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from opsverify import redact
@@ -31,37 +32,41 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND", required=True)
 
     p = cmds.add_parser("up", parents=[common], help="build the twin from the SSOT",
-                        description="Build the twin from the SSOT, replacing any earlier one, "
-                                    "and wait until every container, stand-in and scrape "
-                                    "target is as the SSOT says.",
+                        description="Build the twin from the SSOT and wait until every "
+                                    "container, stand-in and scrape target is as the SSOT says. "
+                                    "A twin left by a crash, or built from another SSOT, is "
+                                    "removed first; a healthy one of the same SSOT is reset.",
                         epilog="exit codes: 0 up, 1 failed, 2 prerequisites missing or bad SSOT")
     p.add_argument("--ssot", metavar="DIR", type=Path, default=None,
                    help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
-    p.set_defaults(func=cmd_up)
+    p.add_argument("--fresh", action="store_true",
+                   help="rebuild even when a healthy twin of the same SSOT is up "
+                        "(new canary secrets); without it such a twin is reset to clean")
+    p.set_defaults(func=_guarded("up", cmd_up))
 
     p = cmds.add_parser("down", parents=[common], help="remove everything the twin made",
                         description="Stop every process and remove every mount, namespace, "
                                     "address, cgroup and file of the twin. Safe to repeat.")
-    p.set_defaults(func=cmd_down)
+    p.set_defaults(func=_guarded("down", cmd_down))
 
     p = cmds.add_parser("status", parents=[common], help="where everything of the twin is",
                         description="Where the twin's hosts, sockets, keys and stand-ins are. "
                                     "--json adds the credentials and canaries (for tools).")
     p.add_argument("--json", action="store_true", help="machine-readable, with credentials")
-    p.set_defaults(func=cmd_status)
+    p.set_defaults(func=_guarded("status", cmd_status))
 
     p = cmds.add_parser("exec", parents=[common], help="run a command inside the twin",
                         description="Run CMD in the twin's network, with its name resolution, "
                                     "CA bundle and API credentials in the environment.",
                         usage="ops lab exec [--name NAME] [--state-dir DIR] -- CMD [ARG...]")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command")
-    p.set_defaults(func=cmd_exec)
+    p.set_defaults(func=_guarded("exec", cmd_exec))
 
     p = cmds.add_parser("ssh", parents=[common], help="run a command on a twin host over SSH",
                         usage="ops lab ssh [--name NAME] HOST [-- CMD [ARG...]]")
     p.add_argument("host", help="SSOT host name (vm209) or its hostname")
     p.add_argument("cmd", nargs=argparse.REMAINDER, help="the command (none: a login shell)")
-    p.set_defaults(func=cmd_ssh)
+    p.set_defaults(func=_guarded("ssh", cmd_ssh))
 
     p = cmds.add_parser("drift", parents=[common], help="break one thing, as it broke in real life",
                         description="Apply one drift scenario through the interface a person "
@@ -69,11 +74,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("scenario", nargs="?", help="scenario name (see --list)")
     p.add_argument("--list", action="store_true", help="list the scenarios")
     p.add_argument("--json", action="store_true", help="with --list: as JSON")
-    p.set_defaults(func=cmd_drift)
+    p.set_defaults(func=_guarded("drift", cmd_drift))
 
     p = cmds.add_parser("reset", parents=[common], help="restore the clean twin",
                         description="Converge the twin back to the state of a fresh `up`.")
-    p.set_defaults(func=cmd_reset)
+    p.set_defaults(func=_guarded("reset", cmd_reset))
+
+
+def _guarded(name: str, func: Callable[[argparse.Namespace], int]
+             ) -> Callable[[argparse.Namespace], int]:
+    """Run a subcommand; an engine, process or file error is reported, not a traceback."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return func(args)
+        except Exception as exc:  # LabError is handled inside; this is everything unforeseen
+            if os.environ.get("OPSVERIFY_DEBUG") == "1":
+                raise
+            where = f"; logs in {_layout(args).logs}" if name in ("up", "reset", "drift") else ""
+            print(f"ops lab {name}: {type(exc).__name__}: {redact.scrub(str(exc))}{where} "
+                  "(OPSVERIFY_DEBUG=1 shows the traceback)", file=sys.stderr)
+            return 1
+    return run
 
 
 def _layout(args: argparse.Namespace):
@@ -108,10 +129,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         layout = _layout(args)
         say = lambda msg: print(f"ops lab up: {msg}", flush=True)
-        result = twin.up(layout, args.ssot, say)
+        result = twin.up(layout, args.ssot, say, fresh=args.fresh)
     except LabError as exc:
         return _fail("up", exc, 2 if str(exc).startswith("invalid SSOT") else 1)
-    print(f"ops lab up: twin {layout.name!r} ready: {result['hosts']} hosts, "
+    print(f"ops lab up: twin {layout.name!r} {'reused' if result.get('reused') else 'ready'}: "
+          f"{result['hosts']} hosts, "
           f"{result['containers']} containers ({result['running']} running), "
           f"{time.monotonic() - t0:.1f} s; `ops lab status` says where everything is")
     return 0
@@ -237,9 +259,6 @@ def cmd_reset(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     try:
         layout = _layout(args)
-        again = _reexec_inside(args, layout)
-        if again is not None:
-            return again
         twin.reset(layout, say=lambda m: print(f"ops lab reset: {m}", flush=True))
     except LabError as exc:
         return _fail("reset", exc)

@@ -56,7 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="soak directory (default: $OPSVERIFY_SOAK_DIR or reports/soak/)")
     p.add_argument("--run-timeout", metavar="S", type=float, default=300.0,
                    help="kill a run that takes longer than this (default 300 s)")
-    add_selection_args(p)
+    add_selection_args(p, save_facts=False)  # each run saves its facts to its scratch directory
     p.set_defaults(func=run)
     rsub = p.add_subparsers(dest="soak_command", metavar="SUBCOMMAND")
     r = rsub.add_parser("report", help="render a soak's ledger as one self-contained HTML file",
@@ -102,7 +102,6 @@ def _start(args: argparse.Namespace, directory: Path) -> Path | int:
         every, window = runner.parse_duration(args.every), runner.parse_duration(args.window)
     except ValueError as exc:
         return _fail(str(exc))
-    args.save_facts = None  # each run saves its facts to its own scratch directory
     problem = check_args(args)
     if problem:
         return _fail(problem)

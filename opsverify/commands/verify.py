@@ -40,7 +40,7 @@ def families() -> list[str]:
     return sorted(p.stem.removeprefix("test_") for p in GATES.glob("test_*.py"))
 
 
-def add_selection_args(p: argparse.ArgumentParser) -> None:
+def add_selection_args(p: argparse.ArgumentParser, *, save_facts: bool = True) -> None:
     """The flags that choose what is verified and how facts are gathered (shared with soak)."""
     g = p.add_argument_group("selection")
     g.add_argument("--host", metavar="NAME", action="append", default=[],
@@ -54,8 +54,9 @@ def add_selection_args(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("facts")
     f.add_argument("--facts", metavar="DIR", type=Path, default=None,
                    help="replay facts saved by --save-facts instead of asking hosts and APIs")
-    f.add_argument("--save-facts", metavar="DIR", type=Path, default=None,
-                   help="save every collected fact to DIR (one JSON file per host or API)")
+    if save_facts:
+        f.add_argument("--save-facts", metavar="DIR", type=Path, default=None,
+                       help="save every collected fact to DIR (one JSON file per host or API)")
     f.add_argument("--timeout", metavar="S", type=float, default=None,
                    help="hard limit in seconds for one host's or API's collection (default 10)")
     f.add_argument("--parallel", metavar="N", type=int, default=None,
@@ -168,7 +169,7 @@ def pytest_argv(args: argparse.Namespace, json_path: Path) -> list[str]:
         argv += ["--html", str(html.resolve()), "--self-contained-html"]
     quiet, verbose = getattr(args, "quiet", 0), getattr(args, "verbose", 0)
     if verbose:
-        argv += ["-" + "v" * verbose, "--tb=line"]
+        argv += ["-" + "v" * verbose, "--tb=no"]
     else:
         argv += ["-qq", "--tb=no"]
         if quiet:

@@ -1,1 +1,13 @@
-"""The lab: a twin of the homelab on one Linux machine."""
+"""The lab: a twin of the homelab on one Linux machine, built from the SSOT.
+
+    layout    where a twin keeps its files (state directory, namespace name)
+    spec      the twin as it should be: computed from the SSOT and one `up`'s secrets
+    apps      what each application answers, its healthcheck, secrets and config files
+    formats   config documents in the applications' real formats (XML, JSON, YAML, SQLite)
+    hosts     a mount + UTS namespace per host: mounts, files, sshd, stand-in CLIs
+    image     the one local image (busybox, twin-httpd, node-exporter) tagged per SSOT ref
+    engine    each VM's dockerd and its containers, converged to the spec
+    services  the HTTP stand-ins and Prometheus
+    twin      up, status, reset, down; `exec` and `ssh` into the twin
+    drift     the drift scenarios; snapshot: what reset must reproduce; ready: readiness
+"""

@@ -29,10 +29,13 @@ class Layout:
     @classmethod
     def of(cls, name: str | None = None, state_dir: str | os.PathLike[str] | None = None) -> Layout:
         """The twin `name` (default "twin") at --state-dir, $OPSVERIFY_LAB_DIR or the default."""
-        name = name or DEFAULT_NAME
+        env_name = os.environ.get("OPSVERIFY_LAB_NAME") or DEFAULT_NAME
+        name = name or env_name
         if not NAME_RE.fullmatch(name):
             raise LabError(f"twin name {name!r}: use 1-16 lowercase letters, digits or '-'")
-        root = state_dir or os.environ.get("OPSVERIFY_LAB_DIR") or DEFAULT_ROOT / name
+        # $OPSVERIFY_LAB_DIR belongs to the twin named by $OPSVERIFY_LAB_NAME, not to another.
+        env_dir = os.environ.get("OPSVERIFY_LAB_DIR") if name == env_name else None
+        root = state_dir or env_dir or DEFAULT_ROOT / name
         return cls(name, Path(root).resolve())
 
     @property

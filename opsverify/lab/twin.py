@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -61,10 +62,29 @@ def is_up(layout: Layout, state: dict[str, Any] | None = None) -> bool:
 
 # ---- up --------------------------------------------------------------------------------------
 
-def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet) -> dict[str, Any]:
-    """Build the twin from the SSOT (cleaning up any earlier one first); returns the summary."""
+def ssot_digest(root: Path) -> str:
+    """A checksum of every SSOT file: a twin built from other content is rebuilt, not reused."""
+    h = hashlib.sha256()
+    for path in sorted(Path(root).rglob("*")):
+        if path.is_file() and path.suffix in (".yaml", ".yml", ".json"):
+            h.update(f"{path.relative_to(root)}\0".encode() + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet,
+       fresh: bool = False) -> dict[str, Any]:
+    """Build the twin from the SSOT; returns the summary. A healthy twin of the same SSOT is
+    converged back to its clean state instead (unless `fresh`); anything else is rebuilt."""
     t0 = time.monotonic()
     ssot = _load_ssot(ssot_dir)
+    digest = ssot_digest(ssot.root)
+    state = layout.read_state()
+    if not fresh and is_up(layout, state) and state.get("ssot_digest") == digest:
+        say("already up from this SSOT: converging it back to its clean state")
+        reset(layout, say)
+        world = load_world(layout, state)
+        return {**summary(layout, world, state), "seconds": round(time.monotonic() - t0, 1),
+                "reused": True}
     if layout.root.exists() or layout.netns_path.exists():
         say("cleaning up the previous twin")
         down(layout)
@@ -73,8 +93,8 @@ def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet) -> dict[str, An
     world = build(ssot, secrets, now)
     layout.root.mkdir(parents=True, mode=0o700)
     os.chmod(layout.root, 0o700)
-    state: dict[str, Any] = {"name": layout.name, "ssot": str(Path(ssot.root).resolve()),
-                             "now": now.isoformat(), "secrets": secrets, "hosts": {},
+    state = {"name": layout.name, "ssot": str(Path(ssot.root).resolve()), "ssot_digest": digest,
+             "now": now.isoformat(), "secrets": secrets, "hosts": {},
                              "services": {}, "complete": False}
     _save(layout, state)
 

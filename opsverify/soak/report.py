@@ -42,16 +42,24 @@ class Gate:
 
     @property
     def flaps(self) -> int:
-        """How often it failed and then passed again (passed -> failed -> passed)."""
+        """How often it failed and then passed again (passed -> failed -> passed).
+
+        An unreachable host says nothing about the gate, so those runs are skipped over.
+        """
         n, seen_pass, in_bad = 0, False, False
         for c in self.codes:
             if c == OK:
                 if in_bad and seen_pass:
                     n += 1
                 seen_pass, in_bad = True, False
-            elif c in BAD:
+            elif c in (FAILED, ERR):
                 in_bad = True
         return n
+
+    @property
+    def short(self) -> str:
+        """mounts::test_mount[vm210:/mnt/media]."""
+        return f"{self.family}::{self.id.split('::', 1)[-1]}"
 
 
 @dataclass
@@ -202,7 +210,7 @@ table{border-collapse:collapse;margin:4px 0}td,th{padding:2px 8px;text-align:lef
 vertical-align:top;border-bottom:1px solid #eee}th{background:#f6f6f6}
 .verdict{display:inline-block;padding:4px 12px;border-radius:4px;color:#fff;font-weight:bold}
 .PASS{background:#2e7d32}.FAIL{background:#c62828}.INCOMPLETE{background:#8d6e00}
-.row{display:flex;align-items:center;gap:8px}.label{width:360px;overflow:hidden;
+.row{display:flex;align-items:center;gap:8px}.label{width:440px;overflow:hidden;
 text-overflow:ellipsis;white-space:nowrap;font-family:monospace;font-size:12px}
 svg.strip{width:720px;height:12px;background:#fff;border:1px solid #ccc}
 .o0{fill:#fff}.o1{fill:#43a047}.o2{fill:#e53935}.o3{fill:#9e9e9e}.o4{fill:#8e24aa}
@@ -330,7 +338,7 @@ def _flapping(s: Soak) -> list[str]:
     if not flappers:
         return [*out, '<p class="muted">None: no gate failed and then passed again.</p>']
     first_k = s.runs[0]["k"]
-    out += [f'<div class="row"><div class="label" title="{_t(g.id)}">{_t(g.id)}</div>'
+    out += [f'<div class="row"><div class="label" title="{_t(g.id)}">{_t(g.short)}</div>'
             f"{strip(g.codes, 'o', WORD, first_k)}<span class=\"bad\">{g.flaps} flap"
             f"{'s' if g.flaps != 1 else ''}</span></div>" for g in flappers]
     return out
@@ -345,7 +353,8 @@ def _failures(s: Soak) -> list[str]:
                "<th>Last</th></tr>")
     for g in bad:
         first, last = g.first_bad, g.last_bad
-        out.append(f'<tr><td class="mono">{_t(g.id)}</td><td>{g.bad_runs}</td>'
+        out.append(f'<tr><td class="mono" title="{_t(g.id)}">{_t(g.short)}</td>'
+                   f"<td>{g.bad_runs}</td>"
                    f"<td>run {first[0]} at {_t(first[1])}<br>{_t(first[2])}</td>"
                    f"<td>run {last[0]} at {_t(last[1])}<br>{_t(last[2])}</td></tr>")
     out.append("</table>")

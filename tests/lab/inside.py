@@ -85,7 +85,7 @@ def http(st: dict[str, Any]) -> dict[str, Any]:
             bad = c.get(p.url, params={**params, **({"u": "nobody"} if "u" in params else {}),
                                        **({"apikey": "wrong"} if "apikey" in params else {})},
                         headers={k: "wrong" for k in headers})
-            out["probes"][p.name] = {"status": r.status_code, "body": r.text[:400],
+            out["probes"][p.name] = {"status": r.status_code, "body": r.text[:5000],
                                      "ctype": r.headers.get("content-type"),
                                      "wrong_auth_status": bad.status_code,
                                      "wrong_auth_body": bad.text[:300]}

@@ -78,6 +78,12 @@ def test_flapping_and_first_last_failure() -> None:
     assert s.verdict() == (report.FAIL, ["1 gate did not pass in 4 of 8 runs"])
 
 
+def test_an_unreachable_stretch_is_not_a_flap() -> None:
+    pattern = ["pass", "unreachable", "pass", "fail", "unreachable", "pass"]
+    s = report.analyse(header(6), [run(k, {"a": o}) for k, o in enumerate(pattern, 1)])
+    assert s.gates["a"].flaps == 1 and s.gates["a"].bad_runs == 3
+
+
 def test_a_gate_that_appears_later_is_padded() -> None:
     s = report.analyse(header(3), [run(1, {"a": "pass"}), run(2, {"a": "pass", "b": "pass"}),
                                    run(3, {"b": "pass"})])

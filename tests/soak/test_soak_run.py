@@ -1,4 +1,4 @@
-"""Short soaks on replayed facts: what was done to the facts between runs is what the report says."""
+"""Short soaks on replayed facts: what was done to the facts between runs, the report says."""
 
 from __future__ import annotations
 
@@ -148,3 +148,12 @@ def test_soak_outputs_hold_no_credential(tmp_path: Path) -> None:
 
 def test_clean_facts_are_what_the_script_starts_from() -> None:
     assert mutated(CLEAN, media_rw) != CLEAN
+
+
+def test_a_run_that_hangs_is_killed_and_recorded(tmp_path: Path) -> None:
+    run = runner.run_once(["--family", "ssot"], tmp_path / "work", timeout=0.05, env=env())
+    assert run["error"] == "the run did not finish within 0.05 s"
+    assert run["exit_code"] == 1 and run["tests"] == {}
+    s = report.analyse({"name": "h", "expected_runs": 1, "every_s": 1, "for_s": 1, "flags": []},
+                       [{"k": 1, **run}])
+    assert s.verdict()[0] == report.FAIL
