@@ -16,6 +16,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
+from opsverify.redact import scrub_obj
 from opsverify.verdict import Unreachable
 
 Collector = Callable[[], dict[str, Any]]
@@ -109,7 +110,8 @@ class FactStore:
         self._save_dir.mkdir(parents=True, exist_ok=True)
         path = self._save_dir / _file_name(source)
         tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
-        tmp.write_text(json.dumps(facts, indent=1, sort_keys=True, default=str))
+        # Facts hold no secret by contract; scrubbing again costs little and backs that up.
+        tmp.write_text(json.dumps(scrub_obj(facts), indent=1, sort_keys=True, default=str))
         os.replace(tmp, path)
 
     def record_command(self, host: str, command: str, purpose: str) -> None:

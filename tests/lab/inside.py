@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -26,30 +27,32 @@ LAYOUT = Layout.of(os.environ.get("OPSVERIFY_LAB_NAME"), os.environ.get("OPSVERI
 
 def hosts(st: dict[str, Any]) -> dict[str, Any]:
     """Each host through testinfra over its sshd: hostname, mounts, fstab, files, CLIs."""
-    out = {}
-    for name in st["hosts"]:
-        h = testinfra.get_host(f"ssh://{name}", ssh_config=st["ssh_config"])
-        facts: dict[str, Any] = {
-            "hostname": h.check_output("hostname"),
-            "user": h.user().name,
-            "mounts": {m["target"]: m for m in _mounts(h.file("/proc/mounts").content_string)},
-            "fstab": h.file("/etc/fstab").content_string.splitlines(),
-            "path": h.check_output("echo $PATH"),
-            "tailscale": None, "zfs": None, "docker": None, "stack_files": {},
-        }
-        if h.exists("tailscale"):
-            facts["tailscale"] = json.loads(h.check_output("tailscale status --json"))["Self"]
-            facts["tailscale"]["backend"] = json.loads(
-                h.check_output("tailscale status --json"))["BackendState"]
-        if h.exists("zfs"):
-            facts["zfs"] = h.check_output("zfs list -H -o name").split()
-        if h.file("/var/run/docker.sock").exists:
-            facts["docker"] = sorted(h.check_output(
-                "docker ps -a --format '{{.Names}} {{.State}}'").splitlines())
-        for d in h.check_output("ls -d /opt/stacks/* 2>/dev/null || true").split():
-            facts["stack_files"][d] = sorted(h.check_output(f"ls -A {d}").split())
-        out[name] = facts
-    return out
+    with ThreadPoolExecutor(max_workers=len(st["hosts"])) as pool:
+        return dict(zip(st["hosts"], pool.map(lambda n: _host(st, n), st["hosts"]), strict=True))
+
+
+def _host(st: dict[str, Any], name: str) -> dict[str, Any]:
+    # ssh:// is OpenSSH with the twin's ssh_config: pinned host keys, strictly checked.
+    h = testinfra.get_host(f"ssh://{name}", ssh_config=st["ssh_config"])
+    facts: dict[str, Any] = {
+        "hostname": h.check_output("hostname"),
+        "user": h.user().name,
+        "mounts": {m["target"]: m for m in _mounts(h.file("/proc/mounts").content_string)},
+        "fstab": h.file("/etc/fstab").content_string.splitlines(),
+        "path": h.check_output("echo $PATH"),
+        "tailscale": None, "zfs": None, "docker": None, "stack_files": {},
+    }
+    if h.exists("tailscale"):
+        ts = json.loads(h.check_output("tailscale status --json"))
+        facts["tailscale"] = {**ts["Self"], "backend": ts["BackendState"]}
+    if h.exists("zfs"):
+        facts["zfs"] = h.check_output("zfs list -H -o name").split()
+    if h.file("/var/run/docker.sock").exists:
+        facts["docker"] = sorted(h.check_output(
+            "docker ps -a --format '{{.Names}} {{.State}}'").splitlines())
+    for d in h.check_output("ls -d /opt/stacks/* 2>/dev/null || true").split():
+        facts["stack_files"][d] = sorted(h.check_output(f"ls -A {d}").split())
+    return facts
 
 
 def _mounts(text: str) -> list[dict[str, Any]]:

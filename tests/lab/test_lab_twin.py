@@ -206,13 +206,13 @@ def test_exec_runs_inside_with_the_twin_environment_and_exit_code(lab: Any) -> N
     proc = lab.ops("lab", "exec", "--", "sh", "-c",
                    'echo "$CLOUDFLARE_API_URL $OPSVERIFY_ACCEPT_FSTYPE"; '
                    "getent hosts api.cloudflare.com jellyfin.ronny.works pve; "
-                   "ip -o -4 addr show | wc -l; ip route | wc -l; exit 7", check=False)
+                   "ip -o link show | wc -l; ip route | wc -l; exit 7", check=False)
     assert proc.returncode == 7
     lines = proc.stdout.splitlines()
     assert lines[0] == "https://api.cloudflare.com/client/v4 tmpfs"
     assert lines[1].split()[0] == "127.0.1.1" and lines[2].split()[0] == "127.0.1.2"
     assert lines[3].split()[0] == SSOT.hosts["pve"].ssh_address
-    assert lines[4] == "1"  # only the loopback carries addresses
+    assert lines[4] == "1"  # the loopback is the only interface
     assert lines[5] == "0"  # and nothing routes out
 
 

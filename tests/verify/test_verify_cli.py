@@ -249,3 +249,24 @@ def test_help_documents_exit_codes() -> None:
     for line in ("0  every selected gate passed", "1  at least one gate FAILED",
                  "2  invalid SSOT", "4  no FAIL, but at least one host or API was UNREACHABLE"):
         assert line in p.stdout
+
+
+def test_two_runs_at_once_leave_whole_reports(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from opsrun import env
+
+    f = facts_dir(tmp_path / "facts")
+    out = tmp_path / "reports"
+    cmd = [sys.executable, "-m", "opsverify.cli", "verify", "--facts", str(f), "-q",
+           "--html", str(out / "r.html"), "--json", str(out / "r.json"),
+           "--junit-xml", str(out / "r.xml"), "--prom", str(out / "r.prom")]
+    runs = [subprocess.Popen(cmd, env=env(), cwd=ROOT, stdout=subprocess.DEVNULL)
+            for _ in range(2)]
+    assert [p.wait(timeout=180) for p in runs] == [0, 0]
+    assert sorted(p.name for p in out.iterdir()) == ["r.html", "r.json", "r.prom", "r.xml"]
+    assert json.loads((out / "r.json").read_text())["exit_code"] == 0
+    assert (out / "r.html").read_text().rstrip().endswith("</html>")
+    ET.parse(out / "r.xml")
+    assert prom(out / "r.prom")[("opsverify_last_run_success", ())] == 1
