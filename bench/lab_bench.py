@@ -49,15 +49,23 @@ def memory_mib(layout: Layout) -> tuple[float, float, int]:
     return pss / 1024, rss / 1024, len(pids)
 
 
-def cpu_busy(seconds: float) -> float:
-    """Share of all CPUs busy over `seconds` (the whole machine, twin idling)."""
-    def sample() -> tuple[int, int]:
-        values = list(map(int, Path("/proc/stat").read_text().split("\n")[0].split()[1:]))
-        return sum(values), values[3] + values[4]
-    t0, i0 = sample()
+def twin_cpu(layout: Layout, seconds: float) -> float:
+    """CPU the twin's processes used over `seconds`, in cores (reaped children included, so
+    the short-lived health check runs count too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def total() -> int:
+        ticks = 0
+        for pid in pids_in_netns(layout.netns_path):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+            ticks += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+        return ticks
+    t0 = total()
     time.sleep(seconds)
-    t1, i1 = sample()
-    return 1 - (i1 - i0) / max(1, t1 - t0)
+    return (total() - t0) / tick / seconds
 
 
 def main() -> int:
@@ -75,10 +83,10 @@ def main() -> int:
         time.sleep(5)  # let start-up work (first health checks, first scrapes) finish
         pss, rss, procs = memory_mib(layout)
         mems.append(pss)
-        busy = cpu_busy(10)
+        cores = twin_cpu(layout, 20)
         print(f"run {run + 1}: up {ups[-1]:.1f} s; twin memory {pss:.0f} MiB PSS "
-              f"({rss:.0f} MiB RSS, {procs} processes); machine CPU busy {busy:.0%} "
-              f"over 10 s with the twin idle ({os.cpu_count()} cores)")
+              f"({rss:.0f} MiB RSS, {procs} processes); idle twin CPU {cores:.2f} cores "
+              f"(health checks, scrapes; of {os.cpu_count()})")
         reset = ops("lab", "reset", "--name", args.name)
         print(f"run {run + 1}: reset of a clean twin {reset:.1f} s")
         downs.append(ops("lab", "down", "--name", args.name))

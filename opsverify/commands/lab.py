@@ -9,8 +9,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsverify import redact
+
+if TYPE_CHECKING:  # the lab's modules load only when a lab command runs
+    from opsverify.lab.layout import Layout
 
 DESCRIPTION = """\
 The lab twin rebuilds the SSOT's homelab on this machine, with the SSOT's own addresses,
@@ -87,6 +91,9 @@ def _guarded(name: str, func: Callable[[argparse.Namespace], int]
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
+        except BrokenPipeError:  # `ops lab status | head`: the reader left, nothing to report
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         except Exception as exc:  # LabError is handled inside; this is everything unforeseen
             if os.environ.get("OPSVERIFY_DEBUG") == "1":
                 raise
@@ -97,7 +104,7 @@ def _guarded(name: str, func: Callable[[argparse.Namespace], int]
     return run
 
 
-def _layout(args: argparse.Namespace):
+def _layout(args: argparse.Namespace) -> Layout:
     from opsverify.lab.layout import Layout
     return Layout.of(args.name, args.state_dir)
 
@@ -107,12 +114,14 @@ def _fail(cmd: str, exc: Exception, code: int = 1) -> int:
     return code
 
 
-def _reexec_inside(args: argparse.Namespace, layout: object) -> int | None:
-    """Run this very command inside the twin's network (drift and reset talk to its APIs)."""
+def _reexec_inside(layout: Layout, *cmd: str) -> int | None:
+    """Run `ops CMD` inside the twin's network (drift scenarios talk to its APIs); None when
+    this process already is inside."""
     from opsverify.lab import twin
-    if twin.inside(layout):  # type: ignore[arg-type]
+    if twin.inside(layout):
         return None
-    argv = twin.exec_argv(layout, [sys.executable, "-m", "opsverify.cli", *sys.argv[1:]])
+    argv = twin.exec_argv(layout, [sys.executable, "-m", "opsverify.cli", *cmd,
+                                   "--name", layout.name, "--state-dir", str(layout.root)])
     os.execvpe(argv[0], argv, twin.exec_env(layout))
     return 1  # not reached
 
@@ -242,7 +251,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
     try:
         layout = _layout(args)
         scenario = drift.get(args.scenario)
-        again = _reexec_inside(args, layout)
+        again = _reexec_inside(layout, "lab", "drift", scenario.name)
         if again is not None:
             return again
         drift.apply(layout, scenario, say=lambda m: print(f"ops lab drift: {m}", flush=True))
