@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from opsverify.redact import scrub, scrub_obj
-from opsverify.verdict import Drift, Findings
+from opsverify.verdict import Drift, Findings, Unreachable
 
 TAILSCALE_NET = ipaddress.ip_network("100.64.0.0/10")
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
@@ -43,6 +43,19 @@ class Check(Findings):
     def raise_if_any(self) -> None:
         if self.problems:
             raise Drift(scrub(self.subject + self.sep + "; ".join(self.problems)))
+
+
+def require_sections(host: str, facts: dict[str, Any], *sections: str) -> None:
+    """UNREACHABLE when a fact section the gate needs did not finish on the host.
+
+    The remote script reports a section that hung (a hung mount under a config root) or never
+    ran because of one; that part of the host could not be asked, which is not drift.
+    """
+    errors = {k: str(v) for k, v in (facts.get("errors") or {}).items()}
+    hung = [f"{k}: {v}" for k, v in errors.items() if v.startswith("did not finish")]
+    for section in sections:
+        if errors.get(section, "").startswith(("did not finish", "not run")):
+            raise Unreachable(f"host:{host}", hung[0] if hung else f"{section}: {errors[section]}")
 
 
 def conclude(check: Check, evidence: EvidenceSink) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from opsverify.ssot.model import Container
 from opsverify.verdict import Unreachable
 
-from . import Check, names
+from . import Check, names, require_sections
 
 STOPPED = ("exited", "created")  # intentionally stopped: not running, not restarting
 
@@ -34,6 +34,7 @@ def image_ref(ref: str) -> str:
 
 def check(container: Container, facts: dict[str, Any]) -> Check:
     """Present; running or intentionally stopped; not restarting; healthy; image; pinned env."""
+    require_sections(container.host, facts, "docker")
     c = Check(f"Container {container.ref} on {container.host}")
     found = {str(x.get("name", "")).lstrip("/"): x for x in engine(container.host, facts)}
     actual = found.get(container.name)
@@ -77,6 +78,7 @@ def _health(c: Check, container: Container, actual: dict[str, Any]) -> None:
 
 def check_host(host: str, expected: list[Container], facts: dict[str, Any]) -> Check:
     """No running container on the host that the SSOT does not list for it."""
+    require_sections(host, facts, "docker")
     c = Check(f"Docker host {host}")
     listed = {x.name for x in expected if x.host == host}
     running = {str(x.get("name", "")).lstrip("/") for x in engine(host, facts)

@@ -6,7 +6,7 @@ from typing import Any
 
 from opsverify.ssot.model import Mount
 
-from . import Check, is_tailscale
+from . import Check, is_tailscale, require_sections
 
 
 def mode(options: list[str]) -> str:
@@ -32,6 +32,7 @@ def _entry(entries: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
 
 def check(mount: Mount, facts: dict[str, Any], accept_fstype: str | None = None) -> Check:
     """Mounted, fstype, exact LAN source, exact mode, the same entry in /etc/fstab, not Tailscale."""
+    require_sections(mount.host, facts, "mounts", "fstab")
     c = Check(f"Mount {mount.host}:{mount.path}")
     live = _entry(facts.get("mounts") or [], mount.path)
     fstab = _entry(facts.get("fstab") or [], mount.path)

@@ -6,11 +6,12 @@ from typing import Any
 
 from opsverify.ssot.model import Host
 
-from . import Check
+from . import Check, require_sections
 
 
 def check(host: Host, facts: dict[str, Any]) -> Check:
     """Hostname as the SSOT says; Tailscale Running with the SSOT's address, if it has one."""
+    require_sections(host.name, facts, "hostname", "tailscale")
     c = Check(f"Host {host.name}")
     ts = facts.get("tailscale") or {}
     c.saw("host", {"hostname": facts.get("hostname"), "tailscale": ts,

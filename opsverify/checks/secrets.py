@@ -7,11 +7,12 @@ from typing import Any
 
 from opsverify.ssot.model import SecretPath, Stack
 
-from . import Check
+from . import Check, require_sections
 
 
 def check_stack(stack: Stack, facts: dict[str, Any]) -> Check:
     """No plaintext secrets file under the stack directory; no literal secret in compose."""
+    require_sections(stack.host, facts, "stacks")
     c = Check(f"Secrets {stack.host}:{stack.name}")
     got = (facts.get("stacks") or {}).get(stack.name)
     c.saw("stack", got)

@@ -6,7 +6,7 @@ from typing import Any
 
 from opsverify.ssot.model import Ssot
 
-from . import Check
+from . import Check, require_sections
 
 
 def place(hit: dict[str, Any]) -> str:
@@ -21,6 +21,7 @@ def place(hit: dict[str, Any]) -> str:
 
 def check(ssot: Ssot, host: str, address: str, facts: dict[str, Any]) -> Check:
     """No hit for the address, and a scan that covered every SSOT config root of the host."""
+    require_sections(host, facts, "stale_refs")
     hits = [h for h in facts.get("stale_refs") or [] if h.get("address") == address]
     scan = facts.get("scan") or {}
     if hits:

@@ -7,11 +7,12 @@ from typing import Any
 
 from opsverify.ssot.model import ConfigCheck, Ssot
 
-from . import Check, canonical, host_of, ip, is_loopback, same
+from . import Check, canonical, host_of, ip, is_loopback, require_sections, same
 
 
 def check(ssot: Ssot, cfg: ConfigCheck, facts: dict[str, Any]) -> Check:
     """The file was read and every SSOT key holds its expected value, and only that value."""
+    require_sections(cfg.host, facts, "config")
     kind = "Wiring" if cfg.source else "Setting"
     c = Check(f"{kind} {cfg.name} ({cfg.host}:{cfg.file})")
     got = (facts.get("config") or {}).get(cfg.name)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import json
+import logging
 import os
 import re
 import socket
@@ -45,6 +46,10 @@ from opsverify.facts.store import Collector
 from opsverify.settings import Settings
 from opsverify.ssot import Ssot
 from opsverify.verdict import Unreachable
+
+# paramiko logs a failed banner read with a traceback; the reason reaches the report instead.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 Recorder = Callable[[str, str, str], None]  # (host, command, purpose), as FactStore.record_command
 MAX_OUTPUT = 64 * 1024 * 1024
@@ -262,6 +267,7 @@ class _Backend(ParamikoBackend):
         self.expired = False
         self._sock: Any = None
         self._timer: threading.Timer | None = None
+        self._client: paramiko.SSHClient | None = None
 
     def left(self) -> float:
         return self.deadline - time.monotonic()
@@ -278,8 +284,15 @@ class _Backend(ParamikoBackend):
         """The logged-in SSH client (testinfra's `client`), connecting on first use."""
         return self.client
 
-    @functools.cached_property
+    @property
     def client(self) -> paramiko.SSHClient:
+        # Not functools.cached_property: before Python 3.12 it holds one lock per class, so a
+        # frozen sshd's login would hold up every other host's.
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> paramiko.SSHClient:
         if self.left() <= 0:
             raise _SshFailure(f"no answer from {self.endpoint} within "
                               f"{self.settings.timeout:g} s")
@@ -366,7 +379,7 @@ class _Backend(ParamikoBackend):
             return f"connection refused by {where} (sshd not running?)"
         if isinstance(exc, socket.gaierror):
             return f"cannot resolve {where}: {exc.strerror}"
-        if "banner" in str(exc) or self.expired and "client" not in self.__dict__:
+        if "banner" in str(exc) or self.expired and self._client is None:
             return f"no SSH login from {where} within {limit} (sshd hung or frozen?)"
         if self.expired or isinstance(exc, TimeoutError):
             return f"no answer from {where} within {limit}"
@@ -417,7 +430,7 @@ class _Backend(ParamikoBackend):
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        client = self.__dict__.pop("client", None)
+        client, self._client = self._client, None
         if client is not None:
             client.close()
         if self._sock is not None and hasattr(self._sock, "close"):

@@ -12,9 +12,11 @@ import json
 import shlex
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +24,7 @@ import httpx
 from . import apps, engine, hosts
 from .image import split_ref
 from .layout import LabError, Layout
-from .proc import stop
+from .proc import host_argv, stop
 from .spec import MEDIA_DIRS, World
 from .twin import inside, load_world, reset, ssh_argv, status
 
@@ -339,6 +341,22 @@ def sshd_frozen(d: Drifter) -> None:
     hosts.signal_sshd(d.holder("vm209"), signal.SIGSTOP)
 
 
+def hung_nfs(d: Drifter) -> None:
+    m = d.mount("vm209", "/mnt/docker")
+    target = str(Path(d.check("prowlarr->radarr").file).parent)  # /mnt/docker/prowlarr
+    # The kernel here has no NFS client: a FUSE mount that never answers hangs every access
+    # the way a hard NFS mount does when its server stops (see hung_mount.py). It sits on
+    # Prowlarr's config directory, as a nested export would, so /mnt/docker itself still
+    # looks right and only what reads below it hangs.
+    proc = subprocess.Popen(
+        host_argv(d.holder("vm209")) + [sys.executable, "-m", "opsverify.lab.hung_mount",
+                                        target, m.source + target.removeprefix(m.path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    if not (proc.stdout.readline() if proc.stdout else "").startswith("ready"):
+        raise LabError(f"vm209: could not hang {target} (is /dev/fuse there?)")
+    hosts.hung_mount_pidfile(d.layout, "vm209").write_text(f"{proc.pid} {target}\n")
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("media-rw-vm210", "210's /mnt/media remounted rw (streaming must only read)",
              ("mounts",), media_rw, ("vm210:mounts",)),
@@ -391,6 +409,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("sshd-frozen-vm209", "209's sshd frozen (SIGSTOP): connections hang, every gate "
              "of the host is UNREACHABLE", HOST_FAMILIES, sshd_frozen, ("vm209:sshd",),
              "unreachable"),
+    Scenario("hung-nfs-vm209", "209's /mnt/docker/prowlarr hangs like a hard NFS mount whose "
+             "server stopped answering: reading it blocks", ("stale_refs", "wiring"), hung_nfs,
+             ("vm209:mounts",), "unreachable"),
 )
 
 

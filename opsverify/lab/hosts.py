@@ -7,6 +7,7 @@ those namespaces; files are written through /proc/<holder>/root, which is the ho
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -219,6 +220,24 @@ def mounts_of(pid: int) -> dict[str, dict[str, object]]:
         target = target.replace("\\040", " ")
         out[target] = {"source": source, "fstype": fstype, "options": options.split(",")}
     return out
+
+
+def hung_mount_pidfile(layout: Layout, host: str) -> Path:
+    """Where the hung-mount drift keeps the pid of the process holding the mount hung."""
+    return layout.host(host) / "hung_mount.pid"
+
+
+def release_hung_mount(layout: Layout, holder: int, host: str) -> None:
+    """End a hung-mount drift: kill its process (accesses fail fast), detach the mount."""
+    pidfile = hung_mount_pidfile(layout, host)
+    if not pidfile.exists():
+        return
+    pid, _, target = pidfile.read_text().strip().partition(" ")
+    with contextlib.suppress(ProcessLookupError, ValueError):
+        os.kill(int(pid), signal.SIGKILL)
+    if target:
+        run(host_argv(holder) + ["umount", "-l", target], check=False)
+    pidfile.unlink()
 
 
 def converge_mounts(pid: int, hs: HostSpec) -> set[str]:

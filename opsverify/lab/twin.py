@@ -321,6 +321,7 @@ def reset(layout: Layout, say: Say = _quiet, only: set[str] | None = None) -> No
         holder = state["hosts"][name]["pid"]
         replaced: set[str] = set()
         if want(name, "mounts"):
+            hosts.release_hung_mount(layout, holder, name)
             replaced = hosts.converge_mounts(holder, hs)
         if want(name, "files") or replaced:
             hosts.write_state_files(layout, hs)
