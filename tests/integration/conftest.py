@@ -17,10 +17,21 @@ def twin() -> Iterator[dict[str, Any]]:
     """The lab twin's status; brought up (or reused when already up and healthy)."""
     if os.geteuid() != 0:
         pytest.skip("the lab twin needs root")
+    was_up = lab_status() is not None
     ops("lab", "up", timeout=600)
     status = lab_status()
     assert status, "ops lab up succeeded but ops lab status says it is not up"
-    yield status
+    yield Status(status)
+    if not was_up:  # leave the machine as we found it (an idle twin still costs CPU)
+        ops("lab", "down", timeout=300)
+
+
+class Status(dict):
+    """`ops lab status --json`; its repr hides the credentials and canaries it holds, because
+    pytest prints a failing test's arguments."""
+
+    def __repr__(self) -> str:
+        return f"<twin {self.get('name')!r} status: {len(self.get('canaries', []))} secrets hidden>"
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def test_clean_twin_passes_every_gate(verify, twin) -> None:
     code, results, text = verify()
     assert failing(results) == {}, text
     assert code == 0
-    assert results["counts"]["pass"] == len(results["tests"]) > 150
+    assert results["counts"]["pass"] == len(results["tests"]) >= 100
     assert {t["family"] for t in results["tests"]} >= {
         "ssot", "reachability", "mounts", "containers", "services", "routes", "secrets",
         "stale_refs", "wiring", "decom", "observability"}
