@@ -141,6 +141,24 @@ def describe(command: str) -> str:
     return " ".join(shlex.quote(a) for a in shown)
 
 
+def check_described(shown: str) -> dict[str, Any]:
+    """check() for a command as describe() recorded it (the run's JSON holds that form).
+
+    The command is rebuilt from the recorded parameters and this checkout's script; the
+    record must be exactly that command's description, and that command must pass check().
+    """
+    from opsverify.facts.remote import script_payload  # the verifier side only
+
+    try:
+        argv = shlex.split(shown)
+        command = facts_command(script_payload(), json.loads(argv[-1]), int(argv[len(PREFIX)]))
+    except (ValueError, IndexError, TypeError):
+        raise ValueError("not a remote command of commands.py: unreadable record") from None
+    if describe(command) != shown:
+        raise ValueError("not a remote command of commands.py: not what this checkout runs")
+    return check(command)
+
+
 def script_modules(payload: str) -> dict[str, str]:
     """{module name: source} packed in a SCRIPT payload (for audits and tests)."""
     return dict(json.loads(zlib.decompress(base64.b64decode(payload)))["modules"])

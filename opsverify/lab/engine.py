@@ -14,6 +14,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from .hosts import DOCKER_GROUP
 from .image import import_image, split_ref
 from .layout import LabError, Layout
 from .proc import alive, host_argv, spawn
@@ -36,8 +37,8 @@ def start_dockerd(layout: Layout, hs: HostSpec, holder: int) -> int:
     argv = host_argv(holder) + [
         "dockerd", "--config-file", str(config), "--host", f"unix://{layout.docker_socket(hs.name)}",
         "--data-root", str(d / "data"), "--exec-root", str(d / "x"),
-        "--pidfile", str(d / "dockerd.pid"), "--bridge", "none", "--iptables=false",
-        "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false",
+        "--pidfile", str(d / "dockerd.pid"), "--group", DOCKER_GROUP, "--bridge", "none",
+        "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false", "--userland-proxy=false",
         "--cgroup-parent", f"{layout.cgroup_parent}-{hs.name}", "--log-level", "warn",
         "--storage-driver", "overlay2"]
     pid = spawn(argv, layout.logs / f"{hs.name}-dockerd.log", d / "dockerd.launcher.pid")

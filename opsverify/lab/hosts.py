@@ -25,6 +25,13 @@ from .spec import HostSpec, World, mount_argv, remount_argv
 
 BASE_FILES = Path("/usr/share/base-files")
 CLI_DIR = "/usr/local/sbin"  # empty on Debian; a tmpfs inside each host holds the stand-in CLIs
+# The host's state directory as the host sees it: the state root above it is root-only (0700),
+# so the SSH user reads the stand-in states, authorized keys and Docker socket through this bind.
+SHARE = "/run/opsverify-lab"
+HOMES = "/run/home"  # the SSH user's home, on the host's own /run tmpfs
+SYSTEM_PYTHON = "/usr/bin/python3"
+DOCKER_GROUP = "docker"
+ACCOUNT_FILES = ("passwd", "group", "shadow")
 
 
 def host_root(pid: int) -> Path:
@@ -92,10 +99,53 @@ def remove_mountpoints(layout: Layout) -> None:
             print(f"ops lab: left {path} in place: {exc.strerror}", file=sys.stderr)
 
 
+def accounts(user: str, etc: Path = Path("/etc")) -> dict[str, str]:
+    """The machine's passwd, group and shadow plus `user` (key login only, no password) as a
+    member of the docker group: the host's own copies, bind-mounted inside it."""
+    passwd, group, shadow = ((etc / f).read_text().splitlines() for f in ACCOUNT_FILES)
+    users = {line.split(":")[0]: line.split(":") for line in passwd if line.count(":") == 6}
+    groups = {line.split(":")[0]: line.split(":") for line in group if line.count(":") == 3}
+    if user not in users:
+        taken = {int(u[2]) for u in users.values()} | {int(g[2]) for g in groups.values()}
+        uid = min(i for i in range(1000, 60000) if i not in taken)
+        passwd.append(f"{user}:x:{uid}:{uid}:opsverify verifier (lab twin):{HOMES}/{user}:/bin/sh")
+        if user not in groups:
+            group.append(f"{user}:x:{uid}:")
+        if not any(line.split(":")[0] == user for line in shadow):
+            shadow.append(f"{user}:*:19000:0:99999:7:::")
+    if DOCKER_GROUP not in groups:
+        taken = {int(g[2]) for g in groups.values()}
+        gid = min(i for i in range(990, 100, -1) if i not in taken)
+        group.append(f"{DOCKER_GROUP}:x:{gid}:{user}")
+    else:
+        group = [_with_member(line, user) if line.split(":")[0] == DOCKER_GROUP else line
+                 for line in group]
+    return {"passwd": "\n".join(passwd) + "\n", "group": "\n".join(group) + "\n",
+            "shadow": "\n".join(shadow) + "\n"}
+
+
+def _with_member(line: str, user: str) -> str:
+    name, pw, gid, members = line.split(":")
+    have = [m for m in members.split(",") if m]
+    return ":".join((name, pw, gid, ",".join(have if user in have else [*have, user])))
+
+
 def write_state_files(layout: Layout, hs: HostSpec) -> None:
-    """Files of a host kept in the state directory: fstab, rc files, stand-in CLI states."""
+    """Files of a host kept in the state directory: fstab, rc files, stand-in CLI states,
+    authorized keys, and the accounts holding the SSH user when it is not root."""
     d = layout.host(hs.name)
     d.mkdir(parents=True, exist_ok=True)
+    d.chmod(0o755)  # traversed by the SSH user through SHARE; its private files stay 0600
+    (d / "docker").mkdir(exist_ok=True)
+    (d / "docker").chmod(0o755)
+    keys = layout.ssh_dir / "authorized_keys"
+    if keys.exists():
+        write_private(d / "authorized_keys", keys.read_bytes(), 0o644)
+    if hs.host.ssh_user != "root":
+        for name, text in accounts(hs.host.ssh_user).items():
+            # Bind-mounted over /etc inside the host: replacing the file would detach it.
+            if not (d / name).exists():
+                write_private(d / name, text, 0o600 if name == "shadow" else 0o644)
     fstab = d / "fstab"
     # In place: /etc/fstab inside the host is a bind mount of this very inode.
     with open(fstab, "w") as fh:
@@ -105,10 +155,11 @@ def write_state_files(layout: Layout, hs: HostSpec) -> None:
         target = d / f"dot.{dot}"
         if not target.exists():
             target.write_bytes(src.read_bytes() if src.exists() else b"")
+    # Read by the stand-in CLIs, which run as the SSH user.
     if hs.tailscale:
-        write_private(d / "tailscale.json", json.dumps(hs.tailscale, indent=1))
+        write_private(d / "tailscale.json", json.dumps(hs.tailscale, indent=1), 0o644)
     if hs.zfs:
-        write_private(d / "zfs.json", json.dumps(hs.zfs, indent=1))
+        write_private(d / "zfs.json", json.dumps(hs.zfs, indent=1), 0o644)
 
 
 def setup_script(layout: Layout, hs: HostSpec) -> str:
@@ -118,13 +169,20 @@ def setup_script(layout: Layout, hs: HostSpec) -> str:
     lines = ["set -eu", f"hostname {q(hs.host.hostname)}",
              "mount -t tmpfs -o mode=755,size=16m tmpfs /run", "mkdir -p /run/sshd /run/lock",
              f"mount -t tmpfs -o mode=755,size=4m tmpfs {CLI_DIR}",
-             f"mount --bind {q(str(d / 'fstab'))} /etc/fstab"]
+             f"mount --bind {q(str(d / 'fstab'))} /etc/fstab",
+             f"mkdir -p {SHARE}", f"mount --bind {q(str(d))} {SHARE}"]
+    user = hs.host.ssh_user
+    if user != "root":
+        lines += [f"mount --bind {q(str(d / f))} /etc/{f}" for f in ACCOUNT_FILES]
+        lines += [f"mkdir -p {HOMES}/{q(user)}",
+                  f"chown {q(user)}: {HOMES}/{q(user)}", f"chmod 700 {HOMES}/{q(user)}"]
     for dot in ("bashrc", "profile"):
         # The machine's own rc files would make every SSH command of the twin slow and odd.
         lines.append(f"if [ -e /root/.{dot} ]; then mount --bind {q(str(d / f'dot.{dot}'))} "
                      f"/root/.{dot}; fi")
     if hs.docker:
-        lines.append(f"ln -s {q(str(layout.docker_socket(hs.name)))} /run/docker.sock")
+        sock = f"{SHARE}/{layout.docker_socket(hs.name).relative_to(d)}"
+        lines.append(f"ln -s {q(sock)} /run/docker.sock")
     masks, _ = mount_plan(layout, hs)
     lines += [f"mount -t tmpfs -o mode=755,size=1m tmpfs {q(m)}" for m in masks]
     lines += [f"mkdir -p {q(p)}" for p in hs.roots if any(p.startswith(m + "/") for m in masks)]
@@ -158,19 +216,21 @@ def start_holder(layout: Layout, hs: HostSpec) -> int:
 
 def install_clis(layout: Layout, pid: int, hs: HostSpec) -> None:
     """Put the stand-in `tailscale` / `zfs` commands on the host's PATH."""
-    d = layout.host(hs.name)
     repo = Path(opsverify.__file__).resolve().parents[1]
+    share = Path(SHARE)
+    # The machine's own python (stdlib only, -S): the lab's may live under root-only /root.
+    python = SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else sys.executable
     clis = {}
     if hs.tailscale:
-        clis["tailscale"] = ("TAILSCALE_STANDIN_STATE", d / "tailscale.json", "tailscale_cli")
+        clis["tailscale"] = ("TAILSCALE_STANDIN_STATE", share / "tailscale.json", "tailscale_cli")
     if hs.zfs:
-        clis["zfs"] = ("ZFS_STANDIN_STATE", d / "zfs.json", "zfs_cli")
+        clis["zfs"] = ("ZFS_STANDIN_STATE", share / "zfs.json", "zfs_cli")
     for name, (env, state, module) in clis.items():
         target = host_root(pid) / CLI_DIR.lstrip("/") / name
         target.write_text(
             f"#!/bin/sh\n# opsverify lab twin: stand-in for `{name}`, state in {state}\n"
             f"{env}={shlex.quote(str(state))} PYTHONPATH={shlex.quote(str(repo))} "
-            f"exec {shlex.quote(sys.executable)} -S -m opsverify.lab.standins.{module} \"$@\"\n")
+            f"exec {shlex.quote(python)} -S -m opsverify.lab.standins.{module} \"$@\"\n")
         target.chmod(0o755)
 
 
@@ -280,7 +340,7 @@ def sshd_config(layout: Layout, hs: HostSpec) -> Path:
     lines = [f"# opsverify lab twin: sshd of {hs.name} ({hs.host.hostname})"]
     lines += [f"ListenAddress {a}:{port}" for a in hs.host.addresses]
     lines += [f"HostKey {d / 'ssh_host_ed25519_key'}", "PidFile /run/sshd.pid",
-              f"AuthorizedKeysFile {layout.ssh_dir / 'authorized_keys'}",
+              f"AuthorizedKeysFile {SHARE}/authorized_keys",
               "PermitRootLogin prohibit-password", "PubkeyAuthentication yes",
               "PasswordAuthentication no", "KbdInteractiveAuthentication no", "UsePAM no",
               "PrintMotd no", "PrintLastLog no", "AcceptEnv LANG LC_*", "MaxStartups 100:30:200",

@@ -292,9 +292,10 @@ def exec_argv(layout: Layout, cmd: list[str]) -> list[str]:
 
 
 def ssh_argv(layout: Layout, host: str, cmd: list[str]) -> list[str]:
-    """argv running `cmd` as root on a twin host through its sshd."""
-    return netns_argv(layout.netns_path) + ["ssh", "-F", str(layout.ssh_config), host, "--",
-                                            *cmd]
+    """argv running `cmd` as root on a twin host through its sshd (the ssh_config's user is
+    the verifier's, which may not be root)."""
+    return netns_argv(layout.netns_path) + ["ssh", "-F", str(layout.ssh_config), "-l", "root",
+                                            host, "--", *cmd]
 
 
 def inside(layout: Layout) -> bool:

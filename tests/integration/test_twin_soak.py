@@ -56,16 +56,27 @@ def test_short_soak_reports_the_restart_and_the_drift(twin, tmp_path) -> None:
     assert soak.returncode == 1, out  # the soak saw drift
     done = runs(ledger)
     assert len(done) >= 5
-    failed = [r["k"] for r in done if r["tests"][MOUNT_TEST][2] != "pass"]
-    assert failed, "the drift never showed"
-    # Every run that failed lies in the window between the drift and the reset.
-    assert before < min(failed) and max(failed) <= reset_after + 1, (before, failed, reset_after)
-    assert drifted_from - 1 <= max(failed)
-    others = {t for r in done for t, v in r["tests"].items() if v[2] != "pass"} - {MOUNT_TEST}
-    assert not others, others
+
+    def outcome(run: dict, test: str) -> str:
+        return run["tests"][test][2]
+
+    mount_failed = [r["k"] for r in done if outcome(r, MOUNT_TEST) == "fail"]
+    assert mount_failed, "the drift never showed"
+    # The mount failed only between the drift and the reset.
+    assert before < min(mount_failed) and max(mount_failed) <= reset_after + 1
+    assert drifted_from - 1 <= max(mount_failed)
+    # Besides it, only radarr failed (its health is "starting" right after the restart), and
+    # only after the restart; runs overlapping the reset may find a host UNREACHABLE (the
+    # reset restarts sshd), which is not a failure.
+    other_fails = {(r["k"], t) for r in done for t, v in r["tests"].items()
+                   if v[2] == "fail" and t != MOUNT_TEST}
+    assert all(k > before and "download-stack:radarr" in t for k, t in other_fails), other_fails
+    assert all(v[2] in ("pass", "fail", "unreachable") for r in done for v in r["tests"].values())
 
     html = tmp_path / "soak.html"
-    ops("soak", "report", "twin", "--dir", str(soak_dir), "--html", str(html), timeout=120)
+    report = ops("soak", "report", "twin", "--dir", str(soak_dir), "--html", str(html),
+                 timeout=120, check=False)
+    assert report.returncode == 1, report.stdout + report.stderr  # the verdict: FAIL
     text = html.read_text()
     assert '<span class="verdict FAIL">FAIL</span>' in text
     assert "radarr restarted 1x" in text, "the restart is not named in the verdict"

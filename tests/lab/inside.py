@@ -42,11 +42,13 @@ def _host(st: dict[str, Any], name: str) -> dict[str, Any]:
         "path": h.check_output("echo $PATH"),
         "tailscale": None, "zfs": None, "docker": None, "stack_files": {},
     }
-    if h.exists("tailscale"):
-        ts = json.loads(h.check_output("tailscale status --json"))
+    # A non-root login's PATH has no sbin; the CLIs are looked up where the verifier looks.
+    sbin = "PATH=/usr/local/sbin:/usr/sbin:$PATH"
+    if h.run(f"{sbin} command -v tailscale").rc == 0:
+        ts = json.loads(h.check_output(f"{sbin} tailscale status --json"))
         facts["tailscale"] = {**ts["Self"], "backend": ts["BackendState"]}
-    if h.exists("zfs"):
-        facts["zfs"] = h.check_output("zfs list -H -o name").split()
+    if h.run(f"{sbin} command -v zfs").rc == 0:
+        facts["zfs"] = h.check_output(f"{sbin} zfs list -H -o name").split()
     if h.file("/var/run/docker.sock").exists:
         facts["docker"] = sorted(h.check_output(
             "docker ps -a --format '{{.Names}} {{.State}}'").splitlines())

@@ -225,7 +225,7 @@ def cmd_destroy(state: dict[str, Any], args: list[str]) -> tuple[str, bool]:
 
 def _save(path: str, state: dict[str, Any]) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # any user may `zfs list`
     with os.fdopen(fd, "w") as fh:
         json.dump(state, fh, indent=1, sort_keys=True)
         fh.flush()
@@ -245,14 +245,20 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"unrecognized command '{cmd}'\n")
         return 2
     path = os.environ.get(STATE_ENV, DEFAULT_STATE)
+    lock_fd: int | None = None
     try:
-        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError:
-        sys.stderr.write("The ZFS modules are not loaded.\nTry running '/sbin/modprobe zfs' as root "
-                         "to load them.\n")
-        return 1
+        # `list` only reads, as any user may on a real host: it needs no write access.
+        lock_fd = os.open(f"{path}.lock", os.O_RDONLY if cmd == "list" else
+                          os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        # A missing lock for `list`: no writer ever ran (writers replace the state atomically).
+        if cmd != "list" or not isinstance(exc, FileNotFoundError):
+            sys.stderr.write("The ZFS modules are not loaded.\nTry running '/sbin/modprobe zfs' "
+                             "as root to load them.\n")
+            return 1
     try:
-        fcntl.flock(lock_fd, fcntl.LOCK_SH if cmd == "list" else fcntl.LOCK_EX)
+        if lock_fd is not None:
+            fcntl.flock(lock_fd, fcntl.LOCK_SH if cmd == "list" else fcntl.LOCK_EX)
         try:
             with open(path) as fh:
                 state = json.load(fh)
@@ -271,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{exc}\n")
         return exc.code
     finally:
-        os.close(lock_fd)
+        if lock_fd is not None:
+            os.close(lock_fd)
     sys.stdout.write(out)
     sys.stderr.write(err)
     return code
