@@ -253,6 +253,10 @@ def parse_junit(path: Path) -> dict[str, Outcome]:
             node = case.find(tag)
             if node is not None:
                 status, message = {"failure": "failed"}.get(tag, tag), node.get("message") or ""
+                if "full report in element text" in message:  # pytest >= 9.2 truncates it
+                    raised = [ln[1:].strip() for ln in (node.text or "").splitlines()
+                              if ln.startswith("E ")]
+                    message = raised[-1] if raised else message
                 break
         out[key] = Outcome(status, message)
     return out
