@@ -21,6 +21,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
+def _plugins_off() -> list[str]:
+    from opsverify.commands.verify import UNUSED_PLUGINS  # the same start-up as `ops verify`
+
+    return [a for name in UNUSED_PLUGINS for a in ("-p", f"no:{name}")]
+
+
+PLUGINS_OFF = _plugins_off()
+
+
 def timed(fn) -> float:
     t0 = time.perf_counter()
     fn()
@@ -82,7 +91,7 @@ def main() -> int:
     for _ in range(args.runs):
         full.append(timed(lambda: run(sys.executable, "-m", "opsverify.cli", "verify", "-q")))
         startup.append(timed(lambda: run(sys.executable, "-m", "pytest", "gates/",
-                                         "--collect-only", "-q")))
+                                         "--collect-only", "-q", *PLUGINS_OFF)))
         with ThreadPoolExecutor(len(hosts)) as pool:
             ssh.append(max(pool.map(ssh_round_trip, hosts)))
         http.append(slowest_http(ssot))
