@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import subprocess
 
 import pytest
@@ -24,13 +23,11 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     # The machine's own namespace must never hold an SSOT address: if the lab twin ever
     # leaked one here, traffic meant for the twin could leave the machine.
-    out = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True).stdout
+    out = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True,
+                         check=True).stdout
     leaked = sorted(a for a in _ssot_addresses() if f" {a}/" in out)
     if leaked:
         raise pytest.UsageError(
             f"network guard: SSOT addresses {leaked} are configured in the machine's own network "
             "namespace; run `ops lab down` (or remove them) before testing")
 
-
-def is_private(address: str) -> bool:
-    return not ipaddress.ip_address(address).is_loopback

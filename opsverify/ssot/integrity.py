@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -296,10 +295,3 @@ def check(ssot: Ssot) -> list[Problem]:
     """Every referential problem, all rules."""
     return sorted({p for name in RULES for p in run_rule(ssot, name)})
 
-
-def host_counts(ssot: Ssot) -> dict[str, int]:
-    """Containers per host, for summaries."""
-    counts: dict[str, int] = defaultdict(int)
-    for c in ssot.containers:
-        counts[c.host] += 1
-    return dict(counts)

@@ -439,6 +439,14 @@ def load_state(parser: argparse.ArgumentParser, path: str) -> State:
     raise AssertionError("unreachable")
 
 
+def serve_main(name: str, app: Callable[[State], App], argv: list[str] | None) -> int:
+    """main() of a one-listener stand-in: --state, --listen, optional TLS; serve until SIGTERM."""
+    parser = arg_parser(name)
+    args = parser.parse_args(argv)
+    state = load_state(parser, args.state)
+    return run(name, [(app(state), args.listen, tls_context(args.tls_cert, args.tls_key))])
+
+
 def run(name: str, listeners: list[tuple[App, tuple[str, int], ssl.SSLContext | None]]) -> int:
     """Serve every listener until SIGTERM/SIGINT; print `ready NAME ADDR:PORT [extra...]` first."""
     stopping = threading.Event()

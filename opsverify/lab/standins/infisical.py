@@ -16,12 +16,9 @@ from opsverify.lab.standins._http import (
     App,
     Request,
     Response,
-    arg_parser,
     json_response,
-    load_state,
-    run,
+    serve_main,
     sha256,
-    tls_context,
 )
 
 SECRETS = "/api/v3/secrets/raw"
@@ -316,12 +313,8 @@ class InfisicalApi(App):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve the Infisical stand-in until SIGTERM."""
-    parser = arg_parser("infisical")
-    args = parser.parse_args(argv)
-    state = load_state(parser, args.state)
-    return run("infisical", [(InfisicalApi(state), args.listen,
-                              tls_context(args.tls_cert, args.tls_key))])
+    """Serve the stand-in until SIGTERM."""
+    return serve_main("infisical", InfisicalApi, argv)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,9 @@ from opsverify.lab.standins._http import (
     App,
     Request,
     Response,
-    arg_parser,
     json_response,
-    load_state,
-    run,
+    serve_main,
     sha256,
-    tls_context,
 )
 
 API = "/api2/json"
@@ -457,12 +454,8 @@ class ProxmoxApi(App):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve the Proxmox VE stand-in until SIGTERM."""
-    parser = arg_parser("proxmox")
-    args = parser.parse_args(argv)
-    state = load_state(parser, args.state)
-    return run("proxmox", [(ProxmoxApi(state), args.listen,
-                            tls_context(args.tls_cert, args.tls_key))])
+    """Serve the stand-in until SIGTERM."""
+    return serve_main("proxmox", ProxmoxApi, argv)
 
 
 if __name__ == "__main__":
