@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
+import samples
 from hypothesis import strategies as st
 
 from opsverify.facts.api_client import make_client, tls_verify
@@ -31,15 +31,11 @@ from opsverify.lab.standins import _http
 from opsverify.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-FORMATS = ROOT.parent / "shared" / "formats"  # CI keeps shared/ beside the repository
 
 
 def sample_bytes(name: str) -> bytes:
-    """A vendor format sample from ../shared/formats; skips the test when they are absent."""
-    path = FORMATS / name
-    if not path.is_file():
-        pytest.skip(f"format sample {path} not present (shared/ is not beside the repository)")
-    return path.read_bytes()
+    """A vendor format sample from tests/samples."""
+    return samples.raw(name)
 
 
 def sample(name: str) -> Any:

@@ -1,4 +1,4 @@
-"""Parsers of host output, on the real samples in ../shared/formats and on generated garbage."""
+"""Parsers of host output, on the real samples in tests/samples and on generated garbage."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import copy
 import json
 import re
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+import samples
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -17,20 +17,16 @@ from opsverify.facts import parsers
 from opsverify.facts.parsers import ParseError
 from opsverify.redact import SECRET_NAME
 
-FORMATS = Path(__file__).resolve().parents[2] / ".." / "shared" / "formats"
-needs_formats = pytest.mark.skipif(
-    not FORMATS.is_dir(), reason=f"format samples not found at {FORMATS} (../shared/formats)")
 FUZZ = settings(max_examples=150, deadline=timedelta(seconds=2),
                 suppress_health_check=[HealthCheck.too_slow])
 
 
 def sample(name: str) -> str:
-    return (FORMATS / name).read_text()
+    return samples.text(name)
 
 
 # --- /proc/mounts ----------------------------------------------------------------------------
 
-@needs_formats
 def test_proc_mounts_options_are_a_list_not_a_substring() -> None:
     mounts = {m["target"]: m for m in parsers.parse_proc_mounts(
         sample("proc_mounts_homelab_RECONSTRUCTED.txt"))}
@@ -44,7 +40,6 @@ def test_proc_mounts_options_are_a_list_not_a_substring() -> None:
     assert mounts["/mnt/My Media"]["source"] == "/dev/sdb1"  # \040 unescaped
 
 
-@needs_formats
 def test_proc_mounts_real_nfs4_line_and_fedora_dump() -> None:
     [line] = parsers.parse_proc_mounts(sample("proc_mounts_nfs4_real_line.txt"))
     assert (line["source"], line["target"], line["fstype"]) == \
@@ -55,7 +50,6 @@ def test_proc_mounts_real_nfs4_line_and_fedora_dump() -> None:
     assert "ro" in {m["target"]: m for m in fedora}["/sys/fs/cgroup"]["options"]
 
 
-@needs_formats
 def test_mountinfo_is_not_taken_for_proc_mounts() -> None:
     with pytest.raises(ParseError, match=r"/proc/mounts line 1: expected 6 fields, got 1\d"):
         parsers.parse_proc_mounts(sample("proc_self_mountinfo_nfs_node_exporter_fixture.txt"))
@@ -70,7 +64,6 @@ def test_proc_mounts_escapes_and_truncation() -> None:
 
 # --- /etc/fstab ------------------------------------------------------------------------------
 
-@needs_formats
 def test_fstab_util_linux_fixture_comments_tabs_and_four_fields() -> None:
     entries = parsers.parse_fstab(sample("fstab_util_linux_fixture.txt"))
     by_target = {e["target"]: e for e in entries}
@@ -81,7 +74,6 @@ def test_fstab_util_linux_fixture_comments_tabs_and_four_fields() -> None:
     assert by_target["/mnt/gogogo"]["options"] == ["user=SRGROUP/baby", "noauto"]
 
 
-@needs_formats
 def test_fstab_homelab_escaped_mount_point_and_modes() -> None:
     by_target = {e["target"]: e for e in parsers.parse_fstab(
         sample("fstab_homelab_RECONSTRUCTED.txt"))}
@@ -99,14 +91,12 @@ def test_fstab_defaults_and_bad_lines() -> None:
 
 # --- tailscale status --json -----------------------------------------------------------------
 
-@needs_formats
 def test_tailscale_status_sample() -> None:
     status = parsers.parse_tailscale_status(sample("tailscale_status_json_RECONSTRUCTED.json"))
     assert status == {"backend_state": "Running", "online": True,
                       "ips": ["100.107.222.96", "fd7a:115c:a1e0::6e39:de61"]}
 
 
-@needs_formats
 def test_tailscale_peer_fragment_is_not_a_status() -> None:
     status = parsers.parse_tailscale_status(
         sample("tailscale_status_peer_entry_real_fragment.json"))
@@ -127,8 +117,6 @@ def test_tailscale_status_garbage(text: str, message: str) -> None:
 
 @pytest.fixture
 def inspect() -> dict:
-    if not FORMATS.is_dir():
-        pytest.skip(f"format samples not found at {FORMATS}")
     return json.loads(sample("docker_inspect_container_healthcheck.json"))
 
 
@@ -262,7 +250,6 @@ def test_whole_addresses_only() -> None:
 
 # --- config values ---------------------------------------------------------------------------
 
-@needs_formats
 def test_json_values_jellyseerr_and_posterizarr() -> None:
     text = sample("jellyseerr_settings_json_RECONSTRUCTED.json")
     assert parsers.json_values(text, "jellyfin.ip") == ["jellyfin"]
@@ -276,7 +263,6 @@ def test_json_values_jellyseerr_and_posterizarr() -> None:
     assert len(parsers.json_values(posterizarr, "JellyfinPart.JellyfinUrl")) == 1
 
 
-@needs_formats
 def test_xml_values_collect_every_match_and_ignore_namespaces() -> None:
     options = sample("jellyfin_library_options_xml_RECONSTRUCTED.xml")
     assert parsers.xml_values(options, "LibraryOptions.PathInfos.MediaPathInfo.Path") == \
@@ -299,7 +285,6 @@ def test_xml_refuses_entities_and_names_the_position() -> None:
         parsers.xml_values("<a>\n<b></a>", "a.b")
 
 
-@needs_formats
 def test_yaml_recyclarr_template() -> None:
     text = sample("recyclarr_config_template.yml")
     assert parsers.yaml_values(text, "sonarr.series.base_url") == ["http://localhost:8989"]
@@ -383,9 +368,8 @@ def test_deep_nesting_is_a_parse_error_not_a_recursion_error() -> None:
 # --- properties: garbage in, ParseError (a ValueError) out, never anything else ---------------
 
 def _samples() -> list[str]:
-    if not FORMATS.is_dir():
-        return ["a b c d 0 0\n"]
-    return [p.read_text(errors="replace") for p in sorted(FORMATS.iterdir()) if p.is_file()]
+    return [p.read_text(errors="replace") for p in sorted(samples.DIR.iterdir())
+            if p.is_file() and p.suffix != ".py"]
 
 
 SAMPLES = _samples()

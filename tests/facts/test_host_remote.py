@@ -13,13 +13,13 @@ import time
 from pathlib import Path
 
 import pytest
+import samples
 
 from opsverify.facts import commands, parsers, remote
 from opsverify.facts.hosts import remote_params, validate_params
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot import load
 
-FORMATS = Path(__file__).resolve().parents[2] / ".." / "shared" / "formats"
 FACTS = Path(remote.__file__).parent
 CANARY = "CANARY-s3cr3t-9f8e7d"  # a secret value; must never appear in any fact
 PY38 = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python3.8")))
@@ -95,7 +95,7 @@ class Tree:
     @staticmethod
     def _prowlarr(path: Path) -> None:
         """Prowlarr's Applications table from the real sample, in WAL mode, closed cleanly."""
-        sql = (FORMATS / "prowlarr_applications_table_RECONSTRUCTED.sql").read_text()
+        sql = samples.text("prowlarr_applications_table_RECONSTRUCTED.sql")
         con = sqlite3.connect(path)
         con.execute("PRAGMA journal_mode=WAL")
         con.executescript(sql)
@@ -162,8 +162,6 @@ class Tree:
 
 @pytest.fixture
 def tree(tmp_path: Path):
-    if not FORMATS.is_dir():
-        pytest.skip(f"format samples not found at {FORMATS} (../shared/formats)")
     t = Tree(tmp_path)
     yield t
     t.writer.close()
@@ -248,11 +246,9 @@ def test_missing_host_programs_and_sockets_are_facts_not_failures(tree: Tree) ->
 
 def test_fake_programs_on_the_path_are_parsed(tmp_path: Path, monkeypatch) -> None:
     """tailscale and zfs are found on PATH or in sbin and parsed; a failing one gives stderr."""
-    if not FORMATS.is_dir():
-        pytest.skip(f"format samples not found at {FORMATS}")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    sample = FORMATS / "tailscale_status_json_RECONSTRUCTED.json"
+    sample = samples.path("tailscale_status_json_RECONSTRUCTED.json")
     (bin_dir / "tailscale").write_text(f"#!/bin/sh\ncat {sample}\n")
     (bin_dir / "zfs").write_text("#!/bin/sh\necho 'cannot open: no pool' >&2\nexit 1\n")
     for f in bin_dir.iterdir():

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-import pytest
+import samples
 import yaml
 
 from opsverify.checks import containers, decom, mounts, observability, reachability, routes
@@ -14,12 +13,9 @@ from opsverify.facts import api_cloudflare, api_prometheus, api_proxmox, parsers
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot.model import Container, Decommission, Host, Mount, Route, Rule, ScrapeTarget
 
-FORMATS = Path("/work/shared/formats")
-pytestmark = pytest.mark.skipif(not FORMATS.is_dir(), reason="format samples not on this machine")
-
 
 def sample(name: str) -> str:
-    return (FORMATS / name).read_text()
+    return samples.text(name)
 
 
 def sample_json(name: str) -> Any:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
 import ssl
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import samples
 
 from opsverify.lab.standins import _http
-
-# The samples live beside the repository (../shared/formats), not in it.
-FORMATS = Path(os.environ.get("OPSVERIFY_FORMATS",
-                              Path(__file__).resolve().parents[3] / "shared" / "formats"))
 
 
 def key_gaps(sample: Any, actual: Any, where: str = "$", keyed: tuple[str, ...] = ()) -> list[str]:
@@ -55,15 +49,8 @@ def gaps() -> Callable[..., list[str]]:
 
 @pytest.fixture
 def sample() -> Callable[[str], Any]:
-    """Load one format sample (JSON) by file name; skip when the samples are not present."""
-
-    def load(name: str) -> Any:
-        path = FORMATS / name
-        if not path.exists():
-            pytest.skip(f"format sample {name} not found under {FORMATS}")
-        return json.loads(path.read_text())
-
-    return load
+    """Load one format sample (JSON) from tests/samples by file name."""
+    return samples.load_json
 
 
 @pytest.fixture
