@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-import opsverify
+from opsverify.lab import standins
 
 from .layout import NETNS_DIR, LabError, Layout, write_private
 from .proc import alive, host_argv, netns_argv, ns_inode, run, spawn, stop
@@ -30,6 +30,7 @@ CLI_DIR = "/usr/local/sbin"  # empty on Debian; a tmpfs inside each host holds t
 SHARE = "/run/opsverify-lab"
 HOMES = "/run/home"  # the SSH user's home, on the host's own /run tmpfs
 SYSTEM_PYTHON = "/usr/bin/python3"
+STANDINS = Path(standins.__file__).resolve().parent
 DOCKER_GROUP = "docker"
 ACCOUNT_FILES = ("passwd", "group", "shadow")
 
@@ -143,23 +144,27 @@ def write_state_files(layout: Layout, hs: HostSpec) -> None:
         write_private(d / "authorized_keys", keys.read_bytes(), 0o644)
     if hs.host.ssh_user != "root":
         for name, text in accounts(hs.host.ssh_user).items():
-            # Bind-mounted over /etc inside the host: replacing the file would detach it.
-            if not (d / name).exists():
-                write_private(d / name, text, 0o600 if name == "shadow" else 0o644)
-    fstab = d / "fstab"
-    # In place: /etc/fstab inside the host is a bind mount of this very inode.
-    with open(fstab, "w") as fh:
-        fh.write(hs.fstab)
+            _write_in_place(d / name, text.encode(), 0o600 if name == "shadow" else 0o644)
+    _write_in_place(d / "fstab", hs.fstab.encode(), 0o644)
     for dot in ("bashrc", "profile"):
         src = BASE_FILES / f"dot.{dot}"
-        target = d / f"dot.{dot}"
-        if not target.exists():
-            target.write_bytes(src.read_bytes() if src.exists() else b"")
+        _write_in_place(d / f"dot.{dot}", src.read_bytes() if src.exists() else b"", 0o644)
     # Read by the stand-in CLIs, which run as the SSH user.
     if hs.tailscale:
         write_private(d / "tailscale.json", json.dumps(hs.tailscale, indent=1), 0o644)
     if hs.zfs:
         write_private(d / "zfs.json", json.dumps(hs.zfs, indent=1), 0o644)
+
+
+def _write_in_place(path: Path, data: bytes, mode: int) -> None:
+    """Make a file hold `data` without replacing its inode: inside the host it is bind-mounted
+    (/etc/fstab, /etc/passwd, ...), and a new inode would not be seen there."""
+    if not path.exists():
+        write_private(path, data, mode)
+    elif path.read_bytes() != data:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    path.chmod(mode)
 
 
 def setup_script(layout: Layout, hs: HostSpec) -> str:
@@ -215,8 +220,11 @@ def start_holder(layout: Layout, hs: HostSpec) -> int:
 
 
 def install_clis(layout: Layout, pid: int, hs: HostSpec) -> None:
-    """Put the stand-in `tailscale` / `zfs` commands on the host's PATH."""
-    repo = Path(opsverify.__file__).resolve().parents[1]
+    """Put the stand-in `tailscale` / `zfs` commands on the host's PATH.
+
+    Each stand-in module (stdlib only) is copied onto the host's own CLI tmpfs and run from
+    there: the SSH user runs them, and it may not read this checkout (a clone under a 0700
+    `mktemp -d` or under /root)."""
     share = Path(SHARE)
     # The machine's own python (stdlib only, -S): the lab's may live under root-only /root.
     python = SYSTEM_PYTHON if os.access(SYSTEM_PYTHON, os.X_OK) else sys.executable
@@ -225,12 +233,15 @@ def install_clis(layout: Layout, pid: int, hs: HostSpec) -> None:
         clis["tailscale"] = ("TAILSCALE_STANDIN_STATE", share / "tailscale.json", "tailscale_cli")
     if hs.zfs:
         clis["zfs"] = ("ZFS_STANDIN_STATE", share / "zfs.json", "zfs_cli")
+    cli_dir = host_root(pid) / CLI_DIR.lstrip("/")
     for name, (env, state, module) in clis.items():
-        target = host_root(pid) / CLI_DIR.lstrip("/") / name
+        code = f"{CLI_DIR}/opsverify-{module}.py"
+        shutil.copyfile(STANDINS / f"{module}.py", cli_dir / Path(code).name)
+        (cli_dir / Path(code).name).chmod(0o644)
+        target = cli_dir / name
         target.write_text(
             f"#!/bin/sh\n# opsverify lab twin: stand-in for `{name}`, state in {state}\n"
-            f"{env}={shlex.quote(str(state))} PYTHONPATH={shlex.quote(str(repo))} "
-            f"exec {shlex.quote(python)} -S -m opsverify.lab.standins.{module} \"$@\"\n")
+            f"{env}={shlex.quote(str(state))} exec {shlex.quote(python)} -S {code} \"$@\"\n")
         target.chmod(0o755)
 
 

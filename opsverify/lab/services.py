@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 from . import pki
 from .layout import LabError, Layout, write_private
 from .prereq import which
-from .proc import host_argv, netns_argv, spawn, wait_for_line
+from .proc import alive, host_argv, netns_argv, spawn, wait_for_line
 from .spec import World, standin_seeds
 
 STANDINS = ("cloudflare", "infisical", "proxmox")
@@ -43,13 +45,30 @@ def restore_standins(layout: Layout) -> None:
             write_private(live, clean.read_bytes())
 
 
-def start_standins(layout: Layout, world: World, holders: dict[str, int]) -> dict[str, int]:
-    """Start the Cloudflare, Infisical and Proxmox stand-ins in the twin; wait until they listen."""
+def revive(layout: Layout, world: World, holders: dict[str, int],
+           pids: dict[str, int]) -> dict[str, int]:
+    """Start again each stand-in or Prometheus that is no longer running; point a running
+    Prometheus back at the SSOT's scrape targets (SIGHUP reloads its configuration)."""
+    dead = {name for name, pid in pids.items() if not alive(pid)}
+    started = start_standins(layout, world, holders, only=dead) if dead - {"prometheus"} else {}
+    config = layout.root / "prometheus" / "prometheus.yml"
+    if "prometheus" in dead:
+        started["prometheus"] = start_prometheus(layout, world, holders)
+    elif "prometheus" in pids and config.read_text() != world.prometheus_yml:
+        config.write_text(world.prometheus_yml)
+        os.kill(pids["prometheus"], signal.SIGHUP)
+    return started
+
+
+def start_standins(layout: Layout, world: World, holders: dict[str, int],
+                   only: set[str] | None = None) -> dict[str, int]:
+    """Start the Cloudflare, Infisical and Proxmox stand-ins in the twin (or `only` those);
+    wait until they listen."""
     certs = issue_certs(layout, world)
     e = world.endpoints
     started = {}
     for name in STANDINS:
-        if name not in e:
+        if name not in e or only is not None and name not in only:
             continue
         cert, key = certs[name]
         argv = [sys.executable, "-m", f"opsverify.lab.standins.{name}",

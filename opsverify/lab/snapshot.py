@@ -1,8 +1,9 @@
 """A comparable picture of the running twin: what `reset` must bring back exactly.
 
-Files (checksums) under every directory a host owns, mounts, hostnames, SSH host keys, each
-engine's containers (image, state, health, env, command) and image tags, and the stand-ins'
-state. Read from this machine's side (/proc/<holder>/root, Docker sockets, state files): it
+Files (checksums) under every directory a host owns and the files bind-mounted into it, mounts,
+hostnames, SSH host keys, each engine's containers (image, state, health, env, command) and
+image tags, the namespace's addresses, which services run, Prometheus's configuration and the
+stand-ins' state. Read from this machine's side (/proc/<holder>/root, Docker sockets, state files): it
 sends no traffic.
 """
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from . import engine, hosts
 from .layout import Layout
-from .proc import host_argv, run
+from .proc import alive, host_argv, netns_argv, run
 from .twin import load_world
 
 VOLATILE = {"infisical": ("access_tokens",)}  # logins made by readers, not part of the setup
@@ -38,6 +39,9 @@ def snapshot(layout: Layout) -> dict[str, Any]:
             "files": files,
             "mounts": {p: mounts.get(p) for p in hs.roots},
             "host_key": _sha(layout.host(name) / "ssh_host_ed25519_key.pub"),
+            # bind-mounted inside the host over /etc/passwd, /etc/group, /etc/shadow, ~/.bashrc
+            "state_files": {f: _sha(layout.host(name) / f) for f in (
+                *hosts.ACCOUNT_FILES, "dot.bashrc", "dot.profile")},
             "sshd": sorted(hosts.listening(holder) & {(a, hs.host.ssh_port)
                                                       for a in hs.host.addresses}),
         }
@@ -46,6 +50,10 @@ def snapshot(layout: Layout) -> dict[str, Any]:
             h["containers"] = {c.name: _container(c.attrs) for c in cl.containers.list(all=True)}
             h["images"] = sorted(t for i in cl.images.list() for t in i.tags)
         out["hosts"][name] = h
+    out["addresses"] = sorted(a.split()[3] for a in run(
+        netns_argv(layout.netns_path) + ["ip", "-o", "-4", "addr", "show"]).stdout.splitlines())
+    out["services"] = sorted(n for n, pid in state["services"].items() if alive(pid))
+    out["prometheus_yml"] = _sha(layout.root / "prometheus" / "prometheus.yml")
     for path in sorted(layout.standins.glob("*.json")):
         if path.name.endswith(".clean.json"):
             continue

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -51,13 +52,15 @@ def is_up(layout: Layout, state: dict[str, Any] | None = None) -> bool:
     """True when the namespace exists and every host's holder and dockerd and every service
     live. A stopped sshd is drift (a scenario does that), not a twin that is down."""
     state = state if state is not None else layout.read_state()
+    return _hosts_up(layout, state) and all(alive(p) for p in state["services"].values())
+
+
+def _hosts_up(layout: Layout, state: dict[str, Any]) -> bool:
+    """The parts reset cannot rebuild in place: the namespace, each host's holder and dockerd."""
     if not state.get("complete") or not layout.netns_path.exists():
         return False
-    for h in state.get("hosts", {}).values():
-        for key in ("pid", "dockerd_pid"):
-            if h.get(key) and not alive(h[key]):
-                return False
-    return all(alive(p) for p in state.get("services", {}).values())
+    return all(alive(h[key]) for h in state.get("hosts", {}).values()
+               for key in ("pid", "dockerd_pid") if h.get(key))
 
 
 # ---- up --------------------------------------------------------------------------------------
@@ -155,10 +158,18 @@ def _engine(layout: Layout, hs: Any, holder: int, tar: Any, say: Say) -> int:
 
 def _netns(layout: Layout, world: World) -> None:
     run(["ip", "netns", "add", layout.netns])
+    _addresses(layout, world)
+
+
+def _addresses(layout: Layout, world: World) -> None:
+    """The namespace's loopback up and holding every SSOT address (again, after a hand-made
+    `ip addr del`)."""
     inside = netns_argv(layout.netns_path)
     run(inside + ["ip", "link", "set", "lo", "up"])
+    have = run(inside + ["ip", "-o", "-4", "addr", "show", "dev", "lo"]).stdout
     for addr in world.addresses:
-        run(inside + ["ip", "addr", "add", f"{addr}/32", "dev", "lo"])
+        if f" {addr}/32 " not in have:
+            run(inside + ["ip", "addr", "add", f"{addr}/32", "dev", "lo"])
 
 
 def _ssh_client(layout: Layout, world: World) -> None:
@@ -278,8 +289,27 @@ def env_of(layout: Layout, st: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+# Where a PATH-less environment looks, as Debian's login shells set it.
+SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def own_bin() -> str:
+    """The directory of the running interpreter (a venv's bin/, where `ops` lives); not resolved,
+    since a venv's python is a symlink to the system's."""
+    return os.path.dirname(os.path.abspath(sys.executable))
+
+
+def with_own_bin(path: str | None) -> str:
+    """PATH with own_bin() first, so `ops lab exec -- ops verify` finds this checkout's `ops`
+    in a shell that never activated the venv."""
+    rest = [d for d in (path or SYSTEM_PATH).split(os.pathsep) if d and d != own_bin()]
+    return os.pathsep.join([own_bin(), *rest])
+
+
 def exec_env(layout: Layout) -> dict[str, str]:
-    return {**os.environ, **status(layout)["env"]}
+    env = {**os.environ, **status(layout)["env"]}
+    env["PATH"] = with_own_bin(env.get("PATH"))
+    return env
 
 
 def exec_argv(layout: Layout, cmd: list[str]) -> list[str]:
@@ -294,6 +324,9 @@ def exec_argv(layout: Layout, cmd: list[str]) -> list[str]:
 def ssh_argv(layout: Layout, host: str, cmd: list[str]) -> list[str]:
     """argv running `cmd` as root on a twin host through its sshd (the ssh_config's user is
     the verifier's, which may not be root)."""
+    if cmd:  # the host shares this machine's files: the same `ops` and python are there
+        # ssh joins the words into one line for the remote shell: set PATH in that line.
+        cmd = [f"PATH={shlex.quote(with_own_bin(SYSTEM_PATH))}; export PATH;", *cmd]
     return netns_argv(layout.netns_path) + ["ssh", "-F", str(layout.ssh_config), "-l", "root",
                                             host, "--", *cmd]
 
@@ -311,15 +344,19 @@ def inside(layout: Layout) -> bool:
 def reset(layout: Layout, say: Say = _quiet, only: set[str] | None = None) -> None:
     """Converge the twin back to its clean state (`only`: components such as "vm209:files")."""
     state = layout.read_state()
-    if not is_up(layout, state):
+    if not _hosts_up(layout, state):
         raise LabError(f"twin {layout.name!r} is not up (run `ops lab up`)")
     world = load_world(layout, state)
 
     def want(host: str, part: str) -> bool:
         return only is None or f"{host}:{part}" in only or f"*:{part}" in only
 
+    if only is None:
+        _addresses(layout, world)
     for name, hs in world.hosts.items():
         holder = state["hosts"][name]["pid"]
+        if want(name, "hostname"):
+            run(hosts.host_argv(holder) + ["hostname", hs.host.hostname])
         replaced: set[str] = set()
         if want(name, "mounts"):
             hosts.release_hung_mount(layout, holder, name)
@@ -341,6 +378,8 @@ def reset(layout: Layout, say: Say = _quiet, only: set[str] | None = None) -> No
             engine.converge(layout, hs, recreate)
     if only is None or "*:standins" in only:
         services.restore_standins(layout)
+        holders = {n: h["pid"] for n, h in state["hosts"].items()}
+        state["services"].update(services.revive(layout, world, holders, state["services"]))
     _save(layout, state)
     say("waiting for the clean state to settle")
     wait_ready(layout, world, timeout=60)

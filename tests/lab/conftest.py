@@ -46,11 +46,11 @@ REPO = Path(__file__).resolve().parents[2]
 KEEP = os.environ.get("OPSVERIFY_LAB_KEEP") == "1"
 
 
-def ops(*args: str, timeout: float = 300, check: bool = True,
-        input: str | None = None) -> subprocess.CompletedProcess:
-    """`ops ARGS` for the test twin, as a person would run it."""
+def ops(*args: str, timeout: float = 300, check: bool = True, input: str | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`ops ARGS` for the test twin, as a person would run it (`env`: variables to change)."""
     env = {k: v for k, v in os.environ.items()
-           if k not in ("OPSVERIFY_LAB_DIR", "OPSVERIFY_LAB_NAME")}
+           if k not in ("OPSVERIFY_LAB_DIR", "OPSVERIFY_LAB_NAME")} | (env or {})
     proc = subprocess.run([sys.executable, "-m", "opsverify.cli", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=timeout, input=input,
                           check=False)

@@ -8,6 +8,7 @@ import re
 import socket
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
@@ -228,7 +229,8 @@ def test_missing_prerequisites_name_the_package(monkeypatch: pytest.MonkeyPatch)
 def test_bad_ssot_is_a_clear_error_without_traceback(tmp_path: Path) -> None:
     if prereq.missing():
         pytest.skip("prerequisites checked first")
-    proc = subprocess.run(["ops", "lab", "up", "--name", "labbad", "--ssot", str(tmp_path / "x")],
+    proc = subprocess.run([sys.executable, "-m", "opsverify.cli", "lab", "up", "--name", "labbad",
+                           "--ssot", str(tmp_path / "x")],
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "invalid SSOT" in proc.stderr and "Traceback" not in proc.stderr
