@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -28,6 +29,8 @@ from opsverify.verdict import Unreachable
 
 MAX_BODY = 4 << 20  # bytes; a server streaming forever is cut off here
 USER_AGENT = "opsverify (read-only drift gates)"
+RATE_LIMIT_TRIES = 3  # a 429 is asked again at most twice, and only within the deadline
+RETRY_AFTER_DEFAULT = 1.0  # seconds, when a 429 names no Retry-After
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -123,6 +126,7 @@ class Reply:
     headers: httpx.Headers
     body: bytes
     elapsed_s: float
+    tries: int = 1  # more than 1: earlier answers were 429 and their Retry-After was honoured
 
     @property
     def where(self) -> str:
@@ -167,7 +171,9 @@ def api_message(body: bytes) -> str | None:
 
 def short(text: str, limit: int = 200) -> str:
     """One line, scrubbed of secrets, at most `limit` characters."""
-    text = redact.scrub(" ".join(str(text).split()))
+    # Scrubbed before the whitespace is collapsed: an echoed secret holding two spaces or a
+    # tab must still match; then control characters are made visible.
+    text = redact.visible(" ".join(redact.scrub(str(text)).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -200,7 +206,27 @@ class Api:
     def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,
                 headers: Mapping[str, str] | None = None, json_body: Any = None,
                 read_body: bool = True) -> Reply:
-        """Send one request; any status is returned, transport failures raise Unreachable."""
+        """Send one request; any status is returned, transport failures raise Unreachable.
+
+        A 429 is sent again after its Retry-After, at most RATE_LIMIT_TRIES times in all and
+        only while the wait fits in the source's deadline: one rate-limited answer must not
+        make the whole source UNREACHABLE, and no wait may outlast the run's time budget.
+        """
+        for tries in range(1, RATE_LIMIT_TRIES + 1):
+            reply = self._request(method, url, params=params, headers=headers,
+                                  json_body=json_body, read_body=read_body)
+            reply.tries = tries
+            wait = retry_after(reply.headers)
+            wait = RETRY_AFTER_DEFAULT if wait is None else wait
+            # The wait and one more answer must both fit in what is left of the deadline.
+            if (reply.status != 429 or tries == RATE_LIMIT_TRIES
+                    or wait + RETRY_AFTER_DEFAULT >= self.deadline.left()):
+                return reply
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # the loop always returns
+
+    def _request(self, method: str, url: str, *, params: Mapping[str, Any] | None,
+                 headers: Mapping[str, str] | None, json_body: Any, read_body: bool) -> Reply:
         full = httpx.URL(url, params=params) if params else httpx.URL(url)
         where = f"{method} {_plain_url(full)}"
         budget = min(self.timeout, self.deadline.left())
@@ -217,7 +243,9 @@ class Api:
             kind = {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "no answer",
                     httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "")
             raise self.fail(f"{where}: timed out after {budget:.2g} s ({kind})") from None
-        except (httpx.HTTPError, httpx.InvalidURL, ssl.SSLError, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ssl.SSLError, OSError, ValueError) as exc:
+            # ValueError: a header value httpx cannot encode (UnicodeEncodeError) is this
+            # request's failure, never the whole source's
             raise self.fail(f"{where}: {_clean(exc)}") from None
         return Reply(method, _plain_url(full), response.status_code, response.reason_phrase,
                      response.headers, body, time.monotonic() - start)
@@ -252,9 +280,27 @@ class Api:
             raise self.fail(f"{reply.where}: HTTP {reply.status} but {exc}") from None
 
 
+def retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds a Retry-After header asks to wait (delay-seconds or HTTP-date), else None."""
+    value = (headers.get("retry-after") or "").strip()
+    if re.fullmatch(r"\d+(\.\d+)?", value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - time.time()) if when.tzinfo else None
+
+
 def status_reason(reply: Reply) -> str:
-    """`GET url: HTTP 403 Forbidden (Authentication error (10000))`."""
+    """`GET url: HTTP 403 Forbidden (Authentication error (10000))`; a 429 says rate limited."""
     message = api_message(reply.body)
+    if reply.status == 429:
+        wait = retry_after(reply.headers)
+        asked = f", Retry-After {wait:g} s" if wait is not None else ""
+        return (f"{reply.where}: rate limited (HTTP 429 after {reply.tries} "
+                f"{'try' if reply.tries == 1 else 'tries'}{asked}"
+                + (f": {message}" if message else "") + ")")
     phrase = short(reply.reason, 120) or httpx.codes.get_reason_phrase(reply.status)
     if message and phrase.rstrip(".") in message:
         phrase = httpx.codes.get_reason_phrase(reply.status)

@@ -1,12 +1,20 @@
 """Proxmox VE facts: existence, run state and onboot of every VM the SSOT names.
 
+Absence is proven, never inferred. PVE lists only the VMs a token may audit: a token made in
+the web UI has privilege separation on and no permissions, and its VM list is an empty 200.
+So every VM is asked at its own endpoint, and a VM is gone only when PVE answers what it
+answers for a missing guest: 500 "Configuration file 'nodes/<node>/qemu-server/<vmid>.conf'
+does not exist" (qemu-server loads the config first; pve-http-server puts the message in the
+reason phrase and, in PVE 7+, in the body). A 403 "Permission check failed (/vms/<vmid>,
+VM.Audit)" is never absence: the token cannot see, so the source is UNREACHABLE.
+
 PVE sends vmid, pid and onboot as numbers in one version and strings in another; both are
-normalised to int here. A destroyed VM is absent from the node's list, and its status answers
-500 "... does not exist": both mean exists = false, not an unreachable API.
+normalised to int here.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -15,8 +23,9 @@ import httpx
 from opsverify import redact
 from opsverify.facts.api_client import (
     Api,
+    Reply,
+    api_message,
     as_dict,
-    as_list,
     client_for,
     concurrently,
     opt_int,
@@ -29,6 +38,7 @@ from opsverify.ssot import Ssot
 from opsverify.verdict import Unreachable
 
 SOURCE = "proxmox"
+NO_AUDIT = "token cannot audit /vms (privilege-separated token without PVEAuditor?)"
 
 
 def _data(payload: Any) -> Any:
@@ -36,16 +46,6 @@ def _data(payload: Any) -> Any:
     if "data" not in doc:
         raise ValueError("no data in the response")
     return doc["data"]
-
-
-def parse_vm_list(payload: Any) -> dict[int, dict[str, Any]]:
-    """{vmid: {status, name}} of GET /nodes/{node}/qemu."""
-    out = {}
-    for vm in as_list(_data(payload), "data"):
-        vmid = opt_int(vm.get("vmid")) if isinstance(vm, dict) else None
-        if vmid is not None:
-            out[vmid] = {"status": opt_str(vm.get("status")), "name": opt_str(vm.get("name"))}
-    return out
 
 
 def parse_vm_status(payload: Any) -> dict[str, Any]:
@@ -62,9 +62,25 @@ def parse_vm_config(payload: Any) -> dict[str, Any]:
     return {"onboot": onboot, "name": opt_str(data.get("name"))}
 
 
-def _absent(status: int, reason: str, body: bytes) -> bool:
-    """PVE's answer for a VM that does not exist (500, 'Configuration file ... does not exist')."""
-    return status == 500 and "does not exist" in (reason + body.decode("utf-8", "replace"))
+def proves_absent(reply: Reply, node: str, vmid: int) -> bool:
+    """Whether a reply is PVE's answer for VM `vmid` not existing on `node`, and nothing else.
+
+    Only the exact config path counts: another VM's or node's missing config, another 500
+    (a node name that does not resolve, a cluster filesystem error) proves nothing.
+    """
+    if reply.status != 500:
+        return False
+    wanted = f"Configuration file 'nodes/{node}/qemu-server/{vmid}.conf' does not exist"
+    said = [reply.reason, api_message(reply.body) or ""]
+    return any(re.sub(r"\s+$", "", text) == wanted for text in said)
+
+
+class _Denied(Exception):
+    """PVE refused to show this VM (403): the token may not audit it."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _wanted(ssot: Ssot, default_node: str) -> dict[int, str]:
@@ -88,31 +104,32 @@ def collect(ssot: Ssot, settings: Settings, client: httpx.Client | None = None
         raise Unreachable(SOURCE, "the SSOT names no active host with a proxmox api_url")
     node = pve.proxmox_node or pve.hostname
     base = pve.proxmox_api.rstrip("/") + "/api2/json"
-    headers = {"Authorization": f"PVEAPIToken={token}"}
+    headers = {"Accept": "application/json", "Authorization": f"PVEAPIToken={token}"}
     wanted = _wanted(ssot, node)
     with client_for(SOURCE, settings, client) as http:
         api = Api(SOURCE, http, settings)
-        listed: dict[int, dict[str, Any]] = {}
-        for n in sorted(set(wanted.values())):
-            url = f"{base}/nodes/{quote(n, safe='')}/qemu"
-            _, payload = api.get_json(url, headers=headers)
-            listed |= {vmid: vm for vmid, vm in parsed(api, f"GET {url}", parse_vm_list,
-                                                        payload).items() if wanted.get(vmid) == n}
 
-        def vm_facts(vmid: int) -> dict[str, Any]:
-            if vmid not in listed:
+        def vm_facts(vmid: int) -> dict[str, Any] | _Denied:
+            vm_node = wanted[vmid]
+            prefix = f"{base}/nodes/{quote(vm_node, safe='')}/qemu/{vmid}"
+            try:
+                status = _get(api, f"{prefix}/status/current", headers, vm_node, vmid,
+                              parse_vm_status)
+                config = _get(api, f"{prefix}/config", headers, vm_node, vmid,
+                              parse_vm_config) if status is not None else None
+            except _Denied as denied:
+                return denied
+            if status is None or config is None:  # proven absent (config: destroyed meanwhile)
                 return _gone()
-            prefix = f"{base}/nodes/{quote(wanted[vmid], safe='')}/qemu/{vmid}"
-            status = _get(api, f"{prefix}/status/current", headers, parse_vm_status)
-            config = _get(api, f"{prefix}/config", headers, parse_vm_config)
-            if status is None or config is None:  # destroyed between the list and now
-                return _gone()
-            return {"exists": True, "status": status["status"] or listed[vmid]["status"],
-                    "qmpstatus": status["qmpstatus"], "onboot": config["onboot"],
-                    "name": config["name"] or status["name"] or listed[vmid]["name"]}
+            return {"exists": True, "status": status["status"], "qmpstatus": status["qmpstatus"],
+                    "onboot": config["onboot"], "name": config["name"] or status["name"]}
 
         vmids = sorted(wanted)
         vms = concurrently(vm_facts, vmids)
+    denied = [v for v in vms if isinstance(v, _Denied)]
+    if denied:
+        raise Unreachable(SOURCE, f"{NO_AUDIT}: {denied[0].reason}"
+                          + (f" (and {len(denied) - 1} more)" if len(denied) > 1 else ""))
     return {"node": node, "vms": {str(v): f for v, f in zip(vmids, vms, strict=True)}}
 
 
@@ -120,10 +137,14 @@ def _gone() -> dict[str, Any]:
     return {"exists": False, "status": None, "qmpstatus": None, "onboot": None, "name": None}
 
 
-def _get(api: Api, url: str, headers: dict[str, str], parse: Any) -> dict[str, Any] | None:
-    reply = api.request("GET", url, headers={"Accept": "application/json", **headers})
-    if _absent(reply.status, reply.reason, reply.body):
+def _get(api: Api, url: str, headers: dict[str, str], node: str, vmid: int, parse: Any
+         ) -> dict[str, Any] | None:
+    """Parsed data of one VM endpoint; None if PVE proves the VM absent; _Denied on a 403."""
+    reply = api.request("GET", url, headers=headers)
+    if proves_absent(reply, node, vmid):
         return None
+    if reply.status == 403:
+        raise _Denied(status_reason(reply))
     if not 200 <= reply.status < 300:
         raise api.fail(status_reason(reply))
     try:

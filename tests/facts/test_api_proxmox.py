@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import wire
 from api_servers import Answer, json_values, loopback_client, sample, scripted, standin
 from hypothesis import given
 from hypothesis import settings as hsettings
@@ -73,17 +74,17 @@ def test_destroyed_vm_is_absent_not_unreachable(ssot: Ssot, tmp_path: Path) -> N
     assert facts["vms"]["210"]["exists"] is True
 
 
-def test_500_does_not_exist_is_absent(ssot: Ssot) -> None:
-    """Listed a moment ago, destroyed now: PVE's 500 "does not exist" means absent."""
-    listing = sample("proxmox_qemu_list.json")
-    listing["data"] += [{"vmid": str(v), "status": "running"} for v in (201, 209, 210)]
+def _real(name: str, vmid: int) -> Any:
+    """A real PVE answer sample, about this VM on node pve."""
+    return wire.answer(name, {"nodes/cp/qemu-server/101.conf": f"nodes/pve/qemu-server/{vmid}.conf"}
+                       if "500" in name else {"/vms/149,": f"/vms/{vmid},"})
 
+
+def test_500_does_not_exist_is_absent(ssot: Ssot) -> None:
+    """PVE's own answer for a missing VM, at the VM's own endpoint, proves it is gone."""
     def script(seen: Any) -> Answer:
-        if seen.path.endswith("/qemu"):
-            return Answer(200, listing)
         if "/201/" in seen.path:
-            return Answer(500, {"data": None}, reason="Configuration file "
-                          "'nodes/pve/qemu-server/201.conf' does not exist")
+            return _real("proxmox_qemu_config_missing_500.http", 201)
         if seen.path.endswith("/status/current"):
             return Answer(200, sample("proxmox_qemu_status_current_running.json"))
         return Answer(200, sample("proxmox_qemu_config.json"))
@@ -93,13 +94,65 @@ def test_500_does_not_exist_is_absent(ssot: Ssot) -> None:
     assert facts["vms"]["201"]["exists"] is False
     assert facts["vms"]["209"] == {"exists": True, "status": "running", "qmpstatus": "running",
                                    "onboot": 1, "name": "test-qemu"}
+    assert not any(s.path.endswith("/qemu") for s in srv.seen)  # the list proves nothing
+
+
+def test_another_vms_missing_config_proves_nothing(ssot: Ssot) -> None:
+    def script(seen: Any) -> Answer:  # the verbatim sample names VM 101 on node cp
+        return wire.answer("proxmox_qemu_config_missing_500.http")
+
+    with scripted(script) as srv, pytest.raises(Unreachable) as info:
+        _collect(ssot, srv.url)
+    assert "HTTP 500" in info.value.reason and "101.conf" in info.value.reason
+
+
+def test_empty_list_of_a_privilege_separated_token_is_not_absence(ssot: Ssot) -> None:
+    """The issue: the list answered 200 [] and VM 201 read as destroyed. Now: UNREACHABLE."""
+    def script(seen: Any) -> Answer:
+        if seen.path.endswith("/qemu"):
+            return Answer(200, sample("proxmox_qemu_list_privsep_empty.json"))
+        vmid = int(seen.path.split("/qemu/")[1].split("/")[0])
+        return _real("proxmox_permission_check_failed_403.http", vmid)
+
+    with scripted(script) as srv, pytest.raises(Unreachable) as info:
+        _collect(ssot, srv.url)
+    assert info.value.reason.startswith(px.NO_AUDIT + ": GET https://192.168.1.184:8006/api2/"
+                                        "json/nodes/pve/qemu/201/status/current: HTTP 403 "
+                                        "Forbidden (Permission check failed (/vms/201, "
+                                        "VM.Audit))")
+    assert info.value.reason.endswith("(and 2 more)")
+
+
+def test_privilege_separated_token_on_the_standin(ssot: Ssot, tmp_path: Path) -> None:
+    state = _state(VMS)
+    state["acl"] = [e for e in state["acl"] if e["type"] != "token"]  # as made in the web UI
+    with standin(ProxmoxApi, state, tmp_path) as url, pytest.raises(Unreachable) as info:
+        _collect(ssot, url)
+    assert px.NO_AUDIT in info.value.reason and "(/vms/201, VM.Audit)" in info.value.reason
+
+
+def test_one_vm_denied_is_unreachable_not_absent(ssot: Ssot, tmp_path: Path) -> None:
+    state = _state(VMS[1:])  # 201 destroyed, but the token may only audit 209 and 210
+    state["acl"] = [{"path": f"/vms/{v}", "type": t, "ugid": u, "roleid": "PVEAuditor",
+                     "propagate": 1} for v in (209, 210)
+                    for t, u in (("user", TOKEN_ID.split("!")[0]), ("token", TOKEN_ID))]
+    with standin(ProxmoxApi, state, tmp_path) as url, pytest.raises(Unreachable) as info:
+        _collect(ssot, url)
+    assert "(/vms/201, VM.Audit)" in info.value.reason and "more" not in info.value.reason
+
+
+def test_privsep_off_with_the_users_role(ssot: Ssot, tmp_path: Path) -> None:
+    with standin(ProxmoxApi, _state(VMS[1:], auditor_privsep=False), tmp_path) as url:
+        facts = _collect(ssot, url)
+    assert facts["vms"]["201"]["exists"] is False and facts["vms"]["210"]["exists"] is True
 
 
 def test_other_500_is_unreachable(ssot: Ssot) -> None:
     body = {"data": None, "message": "hostname lookup 'pve' failed - Name or service not known"}
     with scripted(lambda seen: Answer(500, body)) as srv, pytest.raises(Unreachable) as info:
         _collect(ssot, srv.url)
-    assert "GET https://192.168.1.184:8006/api2/json/nodes/pve/qemu: HTTP 500" in info.value.reason
+    assert "GET https://192.168.1.184:8006/api2/json/nodes/pve/qemu/201/status/current: " \
+        "HTTP 500" in info.value.reason
     assert "hostname lookup 'pve' failed" in info.value.reason
 
 
@@ -120,9 +173,6 @@ def test_wrong_token_is_unreachable_with_the_status(ssot: Ssot, tmp_path: Path) 
 
 
 def test_samples_across_versions() -> None:
-    listed = px.parse_vm_list(sample("proxmox_qemu_list.json"))  # vmid as strings
-    assert sorted(listed) == [101, 102, 103, 9001]
-    assert listed[101] == {"status": "running", "name": "test-qemu"}
     assert px.parse_vm_status(sample("proxmox_qemu_status_current_running.json"))["status"] \
         == "running"
     assert px.parse_vm_status(sample("proxmox_qemu_status_current_stopped.json")) == {
@@ -145,7 +195,7 @@ SHAPED = st.fixed_dictionaries({"data": st.lists(st.dictionaries(FIELD, JSON), m
 @hsettings(max_examples=200)
 @given(SHAPED | JSON)
 def test_parsers_raise_only_value_error(payload: Any) -> None:
-    for parse in (px.parse_vm_list, px.parse_vm_status, px.parse_vm_config):
+    for parse in (px.parse_vm_status, px.parse_vm_config):
         try:
             parse(payload)
         except ValueError:
@@ -158,7 +208,7 @@ def test_truncated_samples_raise_only_value_error(name: str, data: st.DataObject
     raw = json.dumps(sample(name)).encode()
     try:
         payload = decode_json(raw[: data.draw(st.integers(0, len(raw)))])
-        for parse in (px.parse_vm_list, px.parse_vm_status, px.parse_vm_config):
+        for parse in (px.parse_vm_status, px.parse_vm_config):
             try:
                 parse(payload)
             except ValueError:

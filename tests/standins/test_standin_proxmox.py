@@ -206,3 +206,81 @@ def test_log_never_holds_a_token(pve, secrets_, log):
     text = log.getvalue()
     assert f"POST {NODE}/qemu/201/config 200" in text
     assert secrets_["admin"] not in text and secrets_["auditor"] not in text
+
+
+# --- privilege separation and ACLs (PVE lists only what a token may audit) -------------------
+
+
+def _wire(name: str, vmid: int, node: str = "pve") -> tuple[int, str, dict]:
+    """status, reason and JSON body of a real PVE answer sample, for this VM and node."""
+    import json
+
+    import wire
+    subst = ({"nodes/cp/qemu-server/101.conf": f"nodes/{node}/qemu-server/{vmid}.conf"}
+             if name.endswith("500.http") else {"/vms/149,": f"/vms/{vmid},"})
+    w = wire.load(name, subst)
+    return w.status, w.reason, json.loads(w.body)
+
+
+def test_missing_vm_answers_what_pve_answers(pve):
+    got = pve().get(f"{NODE}/qemu/201000/config")
+    assert (got.status_code, got.reason_phrase, got.json()) == _wire(
+        "proxmox_qemu_config_missing_500.http", 201000)
+
+
+def _revoke_token_acl(pve) -> None:
+    """What a token created in the web UI has: privilege separation on, no permission."""
+    done = pve("admin").put("/api2/json/access/acl", data={
+        "path": "/vms", "roles": "PVEAuditor", "tokens": AUDITOR, "delete": "1"})
+    assert done.json() == {"data": None}
+
+
+def test_privilege_separated_token_without_permission_sees_nothing(pve, sample):
+    _revoke_token_acl(pve)
+    auditor = pve("auditor")
+    listing = auditor.get(f"{NODE}/qemu")
+    assert (listing.status_code, listing.json()) == (200, sample(
+        "proxmox_qemu_list_privsep_empty.json"))
+    assert auditor.get("/api2/json/cluster/resources").json() == {"data": []}
+    for vmid in (201, 209, 999):  # existing or not: the permission check comes first
+        got = auditor.get(f"{NODE}/qemu/{vmid}/status/current")
+        assert (got.status_code, got.reason_phrase, got.json()) == _wire(
+            "proxmox_permission_check_failed_403.http", vmid)
+
+
+def test_privsep_off_uses_the_users_role(pve):
+    _revoke_token_acl(pve)
+    admin = pve("admin")
+    info = admin.put(f"/api2/json/access/users/{AUDITOR.replace('!', '/token/')}",
+                     data={"privsep": "0"}).json()["data"]
+    assert info["privsep"] == 0
+    listing = pve("auditor").get(f"{NODE}/qemu").json()["data"]
+    assert [v["vmid"] for v in listing] == [201, 209, 210]
+
+
+def test_token_acl_is_within_the_users(pve):
+    admin = pve("admin")
+    admin.put("/api2/json/access/acl", data={"path": "/vms", "roles": "PVEAuditor",
+                                            "users": AUDITOR.split("!")[0], "delete": "1"})
+    assert pve("auditor").get(f"{NODE}/qemu").json() == {"data": []}
+    admin.put("/api2/json/access/acl", data={"path": "/vms/209", "roles": "PVEAuditor",
+                                            "users": AUDITOR.split("!")[0]})
+    assert [v["vmid"] for v in pve("auditor").get(f"{NODE}/qemu").json()["data"]] == [209]
+    entries = admin.get("/api2/json/access/acl").json()["data"]
+    assert {"path": "/vms", "type": "token", "ugid": AUDITOR, "roleid": "PVEAuditor",
+            "propagate": 1} in entries
+
+
+def test_acl_changes_need_permissions_modify(pve):
+    got = pve("auditor").put("/api2/json/access/acl", data={
+        "path": "/vms", "roles": "PVEAuditor", "tokens": AUDITOR, "delete": "1"})
+    assert (got.status_code, got.reason_phrase) == (
+        403, "Permission check failed (/vms, Permissions.Modify)")
+    admin = pve("admin")
+    assert admin.put("/api2/json/access/acl", data={"path": "/vms", "roles": "NoSuchRole",
+                                                   "tokens": AUDITOR}).status_code == 500
+    assert admin.put("/api2/json/access/acl", data={"path": "/vms", "roles": "PVEAuditor",
+                                                   "tokens": "x@pve!y"}).reason_phrase == \
+        "no such token 'y' for user 'x@pve'"
+    assert admin.put("/api2/json/access/acl", data={"path": "vms",
+                                                   "roles": "PVEAuditor"}).status_code == 400

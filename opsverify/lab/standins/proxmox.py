@@ -29,6 +29,15 @@ DEVICE_KEY = re.compile(r"(scsi|ide|sata|virtio|net|unused|efidisk|tpmstate|seri
                         r"ipconfig)\d+")
 DISK_KEY = re.compile(r"(scsi|ide|sata|virtio)\d+")
 TRUE, FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+# Roles as pve-access-control builds them (AccessControl.pm $privgroups): PVEAuditor holds the
+# audit privileges; Administrator, and the user root@pam, hold every privilege ("*").
+ROLES: dict[str, set[str]] = {
+    "PVEAuditor": {"Datastore.Audit", "Mapping.Audit", "Pool.Audit", "SDN.Audit", "Sys.Audit",
+                   "VM.Audit", "VM.GuestAgent.Audit"},
+    "PVEVMUser": {"VM.Audit", "VM.Console", "VM.PowerMgmt", "VM.Backup", "VM.Config.CDROM"},
+    "Administrator": {"*"},
+}
+ACL_PATH = re.compile(r"/|(/(vms|nodes|storage|pool|sdn|mapping|access)(/[\w.@!-]+)*)")
 BLOCKSTAT_FIELDS = (
     "account_failed", "account_invalid", "failed_flush_operations", "failed_rd_operations",
     "failed_unmap_operations", "failed_wr_operations", "flush_operations", "flush_total_time_ns",
@@ -51,25 +60,42 @@ def seed(
     version: str = "8.3.2",
     repoid: str = "3e76eec21c4a14a7",
     string_ids: bool = False,
+    auditor_privsep: bool = True,
 ) -> dict[str, Any]:
     """The initial state of the Proxmox VE stand-in.
 
     vms: [{"vmid": 201, "name": "media-stack", "status": "running"|"stopped", "onboot": 0|1?,
       "cores": 4, "memory": 8192, ...more qemu config keys}]; onboot is absent unless given.
-    auditor_token_id/auditor_secret: API token "USER@REALM!TOKENID" with PVEAuditor (GET only).
-    admin_token_id/admin_secret: API token with Administrator. Only SHA-256 digests are stored.
+    auditor_token_id/auditor_secret: API token "USER@REALM!TOKENID" whose user holds PVEAuditor
+      on /vms; with auditor_privsep (PVE's default for new tokens) the role is granted to the
+      token too, as a privilege-separated token needs it.
+    admin_token_id/admin_secret: API token of root@pam-like power (privilege separation off).
+    Only SHA-256 digests of token secrets are stored.
     node: the node name; version/repoid: what GET /version reports.
     string_ids: quirk of some fixtures: vmid and pid as strings in the VM list.
     """
+    auditor_user = auditor_token_id.partition("!")[0]
+    acl = [{"path": "/vms", "type": "user", "ugid": auditor_user, "roleid": "PVEAuditor",
+            "propagate": 1}]
+    if auditor_privsep:
+        acl.append({"path": "/vms", "type": "token", "ugid": auditor_token_id,
+                    "roleid": "PVEAuditor", "propagate": 1})
+    admin_user = admin_token_id.partition("!")[0]
+    if admin_user != "root@pam":
+        acl.append({"path": "/", "type": "user", "ugid": admin_user, "roleid": "Administrator",
+                    "propagate": 1})
     state: dict[str, Any] = {
         "node": node,
         "version": {"version": version, "release": ".".join(version.split(".")[:2]),
                     "repoid": repoid},
         "quirks": {"string_ids": string_ids},
         "tokens": {
-            auditor_token_id: {"sha256": sha256(auditor_secret), "role": "PVEAuditor"},
-            admin_token_id: {"sha256": sha256(admin_secret), "role": "Administrator"},
+            auditor_token_id: {"sha256": sha256(auditor_secret), "privsep": int(auditor_privsep),
+                               "comment": "opsverify", "expire": 0},
+            admin_token_id: {"sha256": sha256(admin_secret), "privsep": 0, "comment": "",
+                             "expire": 0},
         },
+        "acl": acl,
         "vms": {},
         "tasks": {},
     }
@@ -142,6 +168,24 @@ def _coerce(params: dict[str, Any], allow: set[str]) -> dict[str, Any]:
     return out
 
 
+def _privileges(state: dict[str, Any], ugid: str, path: str) -> set[str]:
+    """Privileges of a user or token on an ACL path, as AccessControl.pm roles() finds them:
+    the roles of the deepest level that has an entry for it, propagating entries from above,
+    any entry at the path itself; root@pam has every privilege."""
+    if ugid == "root@pam":
+        return {"*"}
+    parts = [p for p in path.split("/") if p]
+    levels = ["/"] + ["/" + "/".join(parts[: i + 1]) for i in range(len(parts))]
+    roles: set[str] = set()
+    for depth, level in enumerate(levels):
+        final = depth == len(levels) - 1
+        here = {e["roleid"] for e in state.get("acl", [])
+                if e["ugid"] == ugid and e["path"] == level and (final or e.get("propagate"))}
+        if here:
+            roles = here
+    return set().union(*(ROLES.get(r, set()) for r in roles))
+
+
 def _digest(config: dict[str, Any]) -> str:
     text = "".join(f"{k}: {config[k]}\n" for k in sorted(config))
     return hashlib.sha1(text.encode()).hexdigest()
@@ -166,6 +210,9 @@ class ProxmoxApi(App):
         ("GET", f"{API}/nodes/{{node}}/qemu/{{vmid}}/status/current", "status_current"),
         ("POST", f"{API}/nodes/{{node}}/qemu/{{vmid}}/status/{{action}}", "status_action"),
         ("GET", f"{API}/nodes/{{node}}/tasks/{{upid}}/status", "task_status"),
+        ("GET", f"{API}/access/acl", "read_acl"),
+        ("PUT", f"{API}/access/acl", "update_acl"),
+        ("PUT", f"{API}/access/users/{{userid}}/token/{{tokenid}}", "update_token"),
     ]
 
     def handle(self, req: Request) -> Response:
@@ -201,15 +248,33 @@ class ProxmoxApi(App):
         return {"id": f"{user}!{token_id}", **entry}
 
     def _require(self, req: Request, path: str, privilege: str) -> str:
+        """The token id, or PVE's 403 'Permission check failed (PATH, PRIV)'; PVE checks a
+        method's permissions before its code runs, so a VM that does not exist is a 403 too."""
         token = self._token(req)
-        if token["role"] != "Administrator":
+        if not self._can(self.state.read(), token["id"], path, privilege):
             raise ApiError(403, f"Permission check failed ({path}, {privilege})", "perm")
         return token["id"]
+
+    def _can(self, state: dict[str, Any], token_id: str, path: str, privilege: str) -> bool:
+        entry = state["tokens"].get(token_id) or {}
+        if "role" in entry:  # a state file written before the stand-in had ACLs
+            return bool(ROLES.get(entry["role"], set()) & {"*", privilege})
+        user = token_id.partition("!")[0]
+        privs = _privileges(state, user, path)
+        if entry.get("privsep"):  # the token's own ACL, within the user's (AccessControl.pm)
+            own = _privileges(state, token_id, path)
+            privs = privs if "*" in own else (own if "*" in privs else privs & own)
+        return bool(privs & {"*", privilege})
 
     def _node(self, state: dict[str, Any], node: str) -> None:
         if node != state["node"]:
             raise ApiError(500, f"hostname lookup '{node}' failed - failed to get address info "
                                 f"for: {node}: Name or service not known", "node")
+
+    def _audit(self, req: Request, vmid: str) -> None:
+        """VM.Audit on /vms/{vmid}, checked before the VM is looked up, as PVE does."""
+        self._require(req, f"/vms/{int(vmid)}" if vmid.isdigit() else f"/vms/{vmid}",
+                      "VM.Audit")
 
     def _vm(self, state: dict[str, Any], node: str, vmid: str) -> dict[str, Any]:
         self._node(state, node)
@@ -280,23 +345,29 @@ class ProxmoxApi(App):
         return item
 
     def list_vms(self, req: Request, node: str) -> Response:
-        """GET /nodes/{node}/qemu."""
+        """GET /nodes/{node}/qemu: only the VMs the token may audit (qemu-server's vmlist skips
+        the others silently, so a token without permissions gets an empty list, not a 403)."""
+        token = self._token(req)
         state = self.state.read()
         self._node(state, node)
         items = [self._summary(state, vmid, vm) for vmid, vm in sorted(state["vms"].items(),
-                                                                        key=lambda kv: int(kv[0]))]
+                                                                        key=lambda kv: int(kv[0]))
+                 if self._can(state, token["id"], f"/vms/{vmid}", "VM.Audit")]
         if state.get("quirks", {}).get("string_ids"):
             for item in items:
                 item.update({k: str(item[k]) for k in ("vmid", "pid") if k in item})
         return self._ok(items)
 
     def resources(self, req: Request) -> Response:
-        """GET /cluster/resources[?type=vm]."""
+        """GET /cluster/resources[?type=vm]: only what the token may audit, like PVE."""
+        token = self._token(req)
         state = self.state.read()
         kind = req.query.get("type")
         out = []
         if kind in (None, "vm"):
             for vmid, vm in sorted(state["vms"].items(), key=lambda kv: int(kv[0])):
+                if not self._can(state, token["id"], f"/vms/{vmid}", "VM.Audit"):
+                    continue
                 item = self._summary(state, vmid, vm)
                 item.pop("pid", None)
                 cpus = item.pop("cpus")
@@ -306,6 +377,7 @@ class ProxmoxApi(App):
 
     def vm_index(self, req: Request, node: str, vmid: str) -> Response:
         """GET /nodes/{node}/qemu/{vmid}: the directory index."""
+        self._audit(req, vmid)
         self._vm(self.state.read(), node, vmid)
         subdirs = ["config", "pending", "status", "unlink", "vncproxy", "termproxy", "migrate",
                    "resize", "move", "rrd", "rrddata", "monitor", "agent", "snapshot", "spiceproxy",
@@ -314,6 +386,7 @@ class ProxmoxApi(App):
 
     def status_current(self, req: Request, node: str, vmid: str) -> Response:
         """GET /nodes/{node}/qemu/{vmid}/status/current."""
+        self._audit(req, vmid)
         state = self.state.read()
         vm = self._vm(state, node, vmid)
         item = self._summary(state, vmid, vm)
@@ -353,6 +426,7 @@ class ProxmoxApi(App):
 
     def get_config(self, req: Request, node: str, vmid: str) -> Response:
         """GET /nodes/{node}/qemu/{vmid}/config."""
+        self._audit(req, vmid)
         config = self._vm(self.state.read(), node, vmid)["config"]
         return self._ok({**config, "digest": _digest(config)})
 
@@ -442,6 +516,60 @@ class ProxmoxApi(App):
                                "protected")
             del state["vms"][str(int(vmid))]
             return self._ok(self._task(state, "qmdestroy", int(vmid), user))
+
+    def read_acl(self, req: Request) -> Response:
+        """GET /access/acl: the entries the token may see (Sys.Audit on /access)."""
+        self._require(req, "/access", "Sys.Audit")
+        return self._ok(self.state.read().get("acl", []))
+
+    def update_acl(self, req: Request) -> Response:
+        """PUT /access/acl {path, roles, users|tokens, propagate?, delete?} (API2/ACL.pm)."""
+        params = req.params()
+        path = str(params.get("path", "")).strip()
+        if not ACL_PATH.fullmatch(path):
+            raise ApiError(400, "Parameter verification failed.", "param",
+                           errors={"path": f"invalid ACL path '{path}'"})
+        self._require(req, path, "Permissions.Modify")
+        roles = [r for r in str(params.get("roles", "")).split(",") if r.strip()]
+        members = [("user", u) for u in str(params.get("users", "")).split(",") if u.strip()]
+        members += [("token", t) for t in str(params.get("tokens", "")).split(",") if t.strip()]
+        if not members:
+            raise ApiError(400, "Parameter verification failed.", "param",
+                           errors={k: "either 'users', 'groups' or 'tokens' is required."
+                                   for k in ("users", "groups", "tokens")})
+        delete = str(params.get("delete", "0")).lower() in TRUE
+        propagate = int(str(params.get("propagate", "1")).lower() in TRUE)
+        with self.state.update() as state:
+            acl = state.setdefault("acl", [])
+            for role in roles:
+                if role not in ROLES:
+                    raise ApiError(500, f"role '{role}' does not exist", "role")
+                for kind, ugid in members:
+                    if kind == "token" and ugid not in state["tokens"]:
+                        user, _, token = ugid.partition("!")
+                        raise ApiError(500, f"no such token '{token}' for user '{user}'", "tok")
+                    acl[:] = [e for e in acl if not (e["path"] == path and e["ugid"] == ugid
+                                                     and e["roleid"] == role)]
+                    if not delete:
+                        acl.append({"path": path, "type": kind, "ugid": ugid, "roleid": role,
+                                    "propagate": propagate})
+        return self._ok(None)
+
+    def update_token(self, req: Request, userid: str, tokenid: str) -> Response:
+        """PUT /access/users/{userid}/token/{tokenid} {privsep?, comment?, expire?}."""
+        self._require(req, f"/access/users/{userid}", "User.Modify")
+        params = req.params()
+        with self.state.update() as state:
+            entry = state["tokens"].get(f"{userid}!{tokenid}")
+            if entry is None:
+                raise ApiError(500, f"no such token '{tokenid}' for user '{userid}'", "tok")
+            if "privsep" in params:
+                entry["privsep"] = int(str(params["privsep"]).lower() in TRUE)
+            for key in ("comment", "expire"):
+                if key in params:
+                    entry[key] = params[key] if key == "comment" else int(params[key])
+            info = {k: entry.get(k) for k in ("comment", "expire", "privsep")}
+        return self._ok(info)
 
     def task_status(self, req: Request, node: str, upid: str) -> Response:
         """GET /nodes/{node}/tasks/{upid}/status."""
