@@ -11,6 +11,15 @@ from opsverify.ssot.model import Route
 
 from . import Check, mentions
 
+NO_REMOTE = ("the tunnel has no remote configuration (config null: locally managed, its ingress "
+             "is in cloudflared's config.yml on the connector, which the API cannot show)")
+
+
+def _remote(c: Check, cloudflare: dict[str, Any]) -> bool:
+    """False, with the one finding that says why, when the tunnel is locally managed."""
+    remote = (cloudflare.get("tunnel") or {}).get("remote") is not False
+    return c.require(remote, NO_REMOTE)
+
 
 def _matches(rule: dict[str, Any], hostname: str) -> bool:
     pattern = rule.get("hostname")
@@ -39,12 +48,13 @@ def check(route: Route, tunnel_id: str, cloudflare: dict[str, Any],
                                  "location": route.location},
                     "ingress_rule": found and {"index": found[0], **found[1]},
                     "dns": records, "public": public})
-    if found is None or not found[1].get("hostname"):
-        fallback = f" (falls to the catch-all {found[1].get('service')})" if found else ""
-        c.require(False, f"ingress service: expected {route.service}, no rule for the "
-                         f"hostname{fallback}")
-    else:
-        c.expect("ingress service", route.service, found[1].get("service"))
+    if _remote(c, cloudflare):
+        if found is None or not found[1].get("hostname"):
+            fallback = f" (falls to the catch-all {found[1].get('service')})" if found else ""
+            c.require(False, f"ingress service: expected {route.service}, no rule for the "
+                             f"hostname{fallback}")
+        else:
+            c.expect("ingress service", route.service, found[1].get("service"))
     _dns(c, route, tunnel_id, records)
     _public(c, route, public)
     return c
@@ -90,6 +100,8 @@ def check_catch_all(catch_all: str, cloudflare: dict[str, Any]) -> Check:
     ingress = (cloudflare.get("tunnel") or {}).get("ingress") or []
     last = ingress[-1] if ingress else None
     c.saw("ingress", ingress)
+    if not _remote(c, cloudflare):
+        return c
     if last is None or last.get("hostname") or last.get("path"):
         c.require(False, f"catch-all: expected a last rule without hostname serving {catch_all}, "
                          f"got {_show(last)}")
@@ -103,6 +115,7 @@ def check_retired(retired: dict[str, str], cloudflare: dict[str, Any]) -> Check:
     c = Check("Tunnel ingress")
     ingress = (cloudflare.get("tunnel") or {}).get("ingress") or []
     c.saw("ingress", ingress)
+    _remote(c, cloudflare)  # rules the API cannot show cannot be cleared of retired targets
     for i, rule in enumerate(ingress):
         service = str(rule.get("service", ""))
         for address, was in retired.items():

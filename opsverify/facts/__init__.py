@@ -47,11 +47,15 @@ host:<name>  (one remote command per host; see opsverify/facts/commands.py)
 
 cloudflare
     zone:    {id, name, account_id}
-    tunnel:  {id, version, ingress: [{hostname: str|None, service: str, path: str|None}]}
+    tunnel:  {id, version, ingress: [{hostname: str|None, service: str, path: str|None}],
+              remote: bool, source: str|None}   # remote false: config null, locally managed
     dns:     [{name, type, content, proxied: bool}]
 
 infisical
-    paths:   {<secret path>: {keys: [str]}}               # names only (viewSecretValue=false)
+    paths:   {<secret path>: {keys: [str],                       # own and imported names
+                              imported: {<key>: ["env:/path"]},  # keys only imports offer
+                              imports: [{from: "env:/path", keys: [str]}]}}  # import order
+                                  # names only: viewSecretValue=false, include_imports=true
 
 proxmox
     node:    str

@@ -1,4 +1,10 @@
-"""Cloudflare facts: the zone, the tunnel's remotely managed ingress and the zone's DNS records."""
+"""Cloudflare facts: the zone, the tunnel's remotely managed ingress and the zone's DNS records.
+
+A locally managed tunnel (its ingress in cloudflared's config.yml on the connector) answers the
+configurations endpoint with `config: null` (`source: "local"`, version 0): that is recorded as
+`remote: false`, not as an ingress without rules. DNS records are paged until a short page when
+`result_info.total_pages` is absent (Cloudflare's newer list answers omit it).
+"""
 
 from __future__ import annotations
 
@@ -57,25 +63,34 @@ def parse_zone(payload: Any, name: str) -> dict[str, Any] | None:
 
 
 def parse_tunnel_config(payload: Any) -> dict[str, Any]:
-    """{version, ingress} of GET .../cfd_tunnel/{id}/configurations (no config: no rules)."""
+    """{version, ingress, remote, source} of GET .../cfd_tunnel/{id}/configurations.
+
+    remote: whether Cloudflare holds the tunnel's configuration; `config: null` is a locally
+    managed tunnel, whose rules the API cannot show (ingress is then empty, and not "no rules").
+    """
     result = as_dict(result_of(payload), "result")
-    config = result.get("config") if isinstance(result.get("config"), dict) else {}
-    rules = config.get("ingress") if isinstance(config.get("ingress"), list) else []
+    config = result.get("config")
+    if config is not None and not isinstance(config, dict):
+        raise ValueError("config is neither an object nor null")
+    rules = (config or {}).get("ingress")
+    rules = rules if isinstance(rules, list) else []
     ingress = [{"hostname": opt_str(r.get("hostname")) or None,
                 "service": opt_str(r.get("service")) or "",
                 "path": opt_str(r.get("path")) or None}
                for r in rules if isinstance(r, dict)]
-    return {"version": opt_int(result.get("version")), "ingress": ingress}
+    return {"version": opt_int(result.get("version")), "ingress": ingress,
+            "remote": config is not None, "source": opt_str(result.get("source"))}
 
 
-def parse_dns_page(payload: Any) -> tuple[list[dict[str, Any]], int | None]:
-    """(records, total_pages) of one GET /zones/{id}/dns_records page."""
+def parse_dns_page(payload: Any) -> tuple[list[dict[str, Any]], int | None, int | None]:
+    """(records, total_pages, per_page) of one GET /zones/{id}/dns_records page; the last two
+    None when result_info leaves them out."""
     records = [{"name": opt_str(r.get("name")) or "", "type": opt_str(r.get("type")) or "",
                 "content": opt_str(r.get("content")) or "",
                 "proxied": opt_bool(r.get("proxied")) or False}
                for r in as_list(result_of(payload), "result") if isinstance(r, dict)]
     info = payload.get("result_info") if isinstance(payload.get("result_info"), dict) else {}
-    return records, opt_int(info.get("total_pages"))
+    return records, opt_int(info.get("total_pages")), opt_int(info.get("per_page"))
 
 
 def collect(ssot: Ssot, settings: Settings, client: httpx.Client | None = None
@@ -109,8 +124,10 @@ def _dns_records(api: Api, url: str, headers: dict[str, str]) -> list[dict[str, 
     for page in range(1, MAX_PAGES + 1):
         _, payload = api.get_json(url, params={"page": page, "per_page": DNS_PER_PAGE},
                                   headers=headers)
-        chunk, total = parsed(api, f"GET {url}", parse_dns_page, payload)
+        chunk, total, per_page = parsed(api, f"GET {url}", parse_dns_page, payload)
         records += chunk
-        if not chunk or total is None or page >= total:
+        # total_pages when given; else a page shorter than the page size is the last one.
+        last = page >= total if total is not None else len(chunk) < (per_page or DNS_PER_PAGE)
+        if not chunk or last:
             return records
     raise api.fail(f"GET {url}: more than {MAX_PAGES} pages of DNS records")

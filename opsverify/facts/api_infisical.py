@@ -1,5 +1,10 @@
 """Infisical facts: which secret keys exist at each SSOT path (names only, never values).
 
+Keys are asked for as `infisical run` sees them: with secret imports (include_imports=true,
+the CLI's default; Infisical resolves imports of imports itself, up to ten levels deep) and
+without sub-folders (recursive=false, the CLI's default too). A key reachable only through an
+import counts, and the facts name the import it came from.
+
 Also reads single secret values for the service probes (api_http), kept only in memory.
 """
 
@@ -31,11 +36,32 @@ def parse_login(payload: Any) -> str:
     return token.strip()
 
 
-def parse_secret_keys(payload: Any) -> list[str]:
-    """Sorted key names of a GET /api/v3/secrets/raw answer; values are never looked at."""
-    items = as_list(as_dict(payload, "response").get("secrets"), "secrets")
-    return sorted({i["secretKey"] for i in items
+def _names(items: Any, what: str) -> list[str]:
+    return sorted({i["secretKey"] for i in as_list(items, what)
                    if isinstance(i, dict) and isinstance(i.get("secretKey"), str)})
+
+
+def parse_secret_keys(payload: Any) -> dict[str, Any]:
+    """{keys, imported, imports} of a GET /api/v3/secrets/raw answer; values never looked at.
+
+    keys: every key name the path offers, its own and imported ones (sorted).
+    imported: {key: ["env:/path", ...]} for keys the path has only through imports.
+    imports: [{"from": "env:/path", "keys": [names]}], in Infisical's order (import position).
+    """
+    doc = as_dict(payload, "response")
+    own = _names(doc.get("secrets"), "secrets")
+    imports = []
+    for i, entry in enumerate(as_list(doc.get("imports") or [], "imports")):
+        entry = as_dict(entry, f"imports[{i}]")
+        source = f"{entry.get('environment') or '?'}:{entry.get('secretPath') or '?'}"
+        imports.append({"from": source, "keys": _names(entry.get("secrets") or [],
+                                                       f"imports[{i}].secrets")})
+    imported: dict[str, list[str]] = {}
+    for entry in imports:
+        for key in entry["keys"]:
+            if key not in own:  # the path's own secret wins over an imported one of that name
+                imported.setdefault(key, []).append(entry["from"])
+    return {"keys": sorted(set(own) | set(imported)), "imported": imported, "imports": imports}
 
 
 def parse_secret_value(payload: Any) -> str:
@@ -98,7 +124,8 @@ def read_value(api: Api, auth: InfisicalAuth, ssot: Ssot, path: str, name: str) 
     """One secret's value (registered for scrubbing before it is returned)."""
     base = base_url(ssot)
     url = f"{base}{SECRETS}/{quote(name, safe='')}"
-    _, payload = api.get_json(url, params={**_scope(ssot, path), "viewSecretValue": "true"},
+    _, payload = api.get_json(url, params={**_scope(ssot, path), "viewSecretValue": "true",
+                                           "include_imports": "true"},
                               headers=auth.headers(api, base))
     value = parsed(api, f"GET {url}", parse_secret_value, payload)
     redact.register(value)
@@ -114,14 +141,15 @@ def collect(ssot: Ssot, settings: Settings, client: httpx.Client | None = None,
         api = Api(SOURCE, http, settings)
         headers = auth.headers(api, base)
 
-        def keys(path: str) -> list[str]:
+        def keys(path: str) -> dict[str, Any]:
             try:
                 _, payload = api.get_json(f"{base}{SECRETS}", headers=headers, params={
-                    **_scope(ssot, path), "viewSecretValue": "false"})
+                    **_scope(ssot, path), "viewSecretValue": "false",
+                    "include_imports": "true", "recursive": "false"})
                 return parsed(api, f"GET {base}{SECRETS}", parse_secret_keys, payload)
             except Unreachable as exc:  # the query that names the path is not in the reason
                 raise api.fail(f"secret path {path}: {exc.reason}") from None
 
         paths = [sp.path for sp in ssot.secret_paths]
         found = concurrently(keys, paths)
-    return {"paths": {path: {"keys": k} for path, k in zip(paths, found, strict=True)}}
+    return {"paths": dict(zip(paths, found, strict=True))}

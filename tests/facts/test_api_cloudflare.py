@@ -107,6 +107,56 @@ def test_a_server_paging_forever_is_cut_off(ssot: Ssot) -> None:
         cf.collect(ssot, Settings(timeout=5, cloudflare_api=server.url, cloudflare_token=TOKEN))
 
 
+def test_pages_followed_until_a_short_page_without_total_pages(ssot: Ssot,
+                                                                tmp_path: Path) -> None:
+    """The issue: result_info without total_pages stopped paging after page 1."""
+    state = _state(ssot, filler=5)
+    state["quirks"] = {"no_total_pages": True, "max_per_page": 3}  # 9 records: 3 + 3 + 3 + 0
+    with standin(CloudflareApi, state, tmp_path) as url:
+        facts = cf.collect(ssot, Settings(timeout=5, cloudflare_api=f"{url}/client/v4",
+                                          cloudflare_token=TOKEN))
+    assert len(facts["dns"]) == 5 + len(ssot.routes)
+    assert {r["name"] for r in facts["dns"]} >= {r.hostname for r in ssot.routes}
+
+
+def test_real_result_info_shape_pages_on(ssot: Ssot) -> None:
+    """The real result_info of cloudflare-go#3631 (no total_pages): a full page asks again."""
+    real = sample("cloudflare_result_info_no_total_pages.json")
+    pages: list[str] = []
+
+    def script(seen: Any) -> Answer:
+        if seen.path.endswith("/zones"):
+            return Answer(200, sample_zone(ssot))
+        if seen.path.endswith("/configurations"):
+            return Answer(200, sample("cloudflare_tunnel_configurations_get.json"))
+        pages.append(seen.query["page"])
+        page = int(seen.query["page"])
+        size = real["result_info"]["per_page"]
+        chunk = [{"name": f"r{page}-{i}", "type": "A", "content": "192.0.2.1"}
+                 for i in range(size if page < 3 else 1)]
+        return Answer(200, {**real, "result": chunk,
+                            "result_info": {**real["result_info"], "page": page,
+                                            "count": len(chunk)}})
+
+    with scripted(script) as server:
+        facts = cf.collect(ssot, Settings(timeout=5, cloudflare_api=server.url,
+                                          cloudflare_token=TOKEN))
+    assert pages == ["1", "2", "3"] and len(facts["dns"]) == 7
+
+
+def test_locally_managed_tunnel_on_the_standin(ssot: Ssot, tmp_path: Path) -> None:
+    c = ssot.cloudflare
+    state = seed(account_id=ACCOUNT, account_name="homelab", zone_id=ZONE_ID,
+                 zone_name=c["zone"], tunnel_id=c["tunnel_id"],
+                 ingress=[{"service": c["catch_all"]}], read_token=TOKEN,
+                 edit_token="cf-edit-token-unused-1234", config_src="local")
+    with standin(CloudflareApi, state, tmp_path) as url:
+        facts = cf.collect(ssot, Settings(timeout=2, cloudflare_api=f"{url}/client/v4",
+                                          cloudflare_token=TOKEN))
+    assert facts["tunnel"] | {"id": None} == {"id": None, "version": 0, "ingress": [],
+                                              "remote": False, "source": "local"}
+
+
 def sample_zone(ssot: Ssot) -> dict[str, Any]:
     return {"success": True, "result": [{"id": ZONE_ID, "name": ssot.cloudflare["zone"],
                                          "account": {"id": ACCOUNT, "name": "x"}}]}
@@ -117,28 +167,36 @@ def sample_zone(ssot: Ssot) -> dict[str, Any]:
 
 def test_tunnel_configuration_sample() -> None:
     facts = cf.parse_tunnel_config(sample("cloudflare_tunnel_configurations_get.json"))
-    assert facts == {"version": 5, "ingress": [
+    assert facts == {"version": 5, "remote": True, "source": None, "ingress": [
         {"hostname": "test.example.com", "service": "https://localhost:8000", "path": None},
         {"hostname": None, "service": "http_status:404", "path": None}]}
 
 
 def test_dns_list_sample_with_pages() -> None:
-    records, pages = cf.parse_dns_page(sample("cloudflare_dns_records_list_fixture.json"))
-    assert pages == 2 and len(records) == 3
+    records, pages, per_page = cf.parse_dns_page(
+        sample("cloudflare_dns_records_list_fixture.json"))
+    assert (pages, per_page, len(records)) == (2, 3, 3)
     assert records[1] == {"name": "sub1.example.com", "type": "A", "content": "198.51.100.5",
                           "proxied": False}
 
 
 def test_dns_sample_with_a_tunnel_cname() -> None:
-    records, _ = cf.parse_dns_page(sample("cloudflare_dns_records_tunnel_cname_real.json"))
+    records, _, _ = cf.parse_dns_page(sample("cloudflare_dns_records_tunnel_cname_real.json"))
     assert {"name": "tunnel.jnishant.com", "type": "CNAME", "proxied": True,
             "content": "05819d54-4201-4c60-acc4-562920b9c7e6.cfargotunnel.com"} in records
     assert all(set(r) == {"name", "type", "content", "proxied"} for r in records)
 
 
-def test_locally_managed_tunnel_has_no_rules() -> None:
-    payload = {"success": True, "result": {"config": None, "version": "3", "source": "local"}}
-    assert cf.parse_tunnel_config(payload) == {"version": 3, "ingress": []}
+def test_locally_managed_tunnel_is_not_remote() -> None:
+    facts = cf.parse_tunnel_config(
+        sample("cloudflare_tunnel_configurations_local_null_RECONSTRUCTED.json"))
+    assert facts == {"version": 0, "ingress": [], "remote": False, "source": "local"}
+
+
+def test_result_info_without_total_pages() -> None:
+    records, pages, per_page = cf.parse_dns_page(
+        sample("cloudflare_result_info_no_total_pages.json"))
+    assert (records, pages, per_page) == ([], None, 3)
 
 
 def test_failure_envelope_is_value_error() -> None:

@@ -85,7 +85,7 @@ def test_values_sent_anyway_are_dropped(ssot: Ssot) -> None:
     with scripted(script) as srv:
         facts = _collect(ssot, srv.url, _settings(infisical_client_id="id",
                                                    infisical_client_secret="secret-value-x"))
-    assert all(p == {"keys": ["RADARR_API_KEY"]} for p in facts["paths"].values())
+    assert all(p["keys"] == ["RADARR_API_KEY"] for p in facts["paths"].values())
     assert "0123456789abcdef0123456789abcdef" not in json.dumps(facts)
 
 
@@ -100,7 +100,8 @@ def test_a_given_token_skips_the_login(ssot: Ssot) -> None:
     with scripted(script) as srv:
         facts = _collect(ssot, srv.url, _settings(infisical_token="st.given-token-123"))
     assert seen_auth == ["Bearer st.given-token-123"] * 2
-    assert all(p == {"keys": []} for p in facts["paths"].values())
+    assert all(p == {"keys": [], "imported": {}, "imports": []}
+               for p in facts["paths"].values())
 
 
 def test_missing_credentials(ssot: Ssot) -> None:
@@ -165,6 +166,58 @@ def test_read_value_registers_it_for_scrubbing(ssot: Ssot, server: str) -> None:
     assert redact.scrub(f"key={value}") == f"key={redact.MASK}"
 
 
+# --- secret imports ---------------------------------------------------------------------------
+
+
+def _move_into_import(ssot: Ssot, state: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """Keys moved from the streaming path to the download path, which streaming imports."""
+    download, streaming = (sp.path for sp in ssot.secret_paths)
+    env, pid = ssot.infisical["environment"], ssot.infisical["project_id"]
+    folders = state["secrets"][pid][env]
+    for key in keys:
+        folders[download][key] = folders[streaming].pop(key)
+    state["imports"][pid] = {env: {streaming: [{
+        "id": "imp-1", "importEnv": env, "importPath": download, "position": 1,
+        "createdAt": "2024-05-03T09:00:00.000Z", "updatedAt": "2024-05-03T09:00:00.000Z",
+        "folderId": "f-1"}]}}
+
+
+def test_keys_reachable_through_an_import_count_and_name_their_source(
+        ssot: Ssot, tmp_path: Path) -> None:
+    moved = ("NAVIDROME_USER", "NAVIDROME_PASSWORD")
+    state = _state(ssot)
+    _move_into_import(ssot, state, moved)
+    download, streaming = (sp.path for sp in ssot.secret_paths)
+    settings = _settings(infisical_client_id=CLIENT_ID, infisical_client_secret=CLIENT_SECRET)
+    with standin(InfisicalApi, state, tmp_path) as url:
+        facts = _collect(ssot, url, settings)
+        auth = inf.InfisicalAuth(settings)
+        with loopback_client(settings, {ORIGIN: url}) as client:
+            value = inf.read_value(Api("http", client, settings), auth, ssot, streaming,
+                                   "NAVIDROME_PASSWORD")
+    got = facts["paths"][streaming]
+    assert set(ssot.secret_paths[1].keys) <= set(got["keys"])  # the import offers all of it
+    assert {k: got["imported"][k] for k in moved} == {k: [f"prod:{download}"] for k in moved}
+    assert "JELLYFIN_API_KEY" not in got["imported"]  # still the path's own
+    assert value == VALUES["NAVIDROME_PASSWORD"]  # the probe's secret, through the import
+    assert "canary-" not in json.dumps(facts)
+
+
+def test_the_query_asks_as_infisical_run_does(ssot: Ssot) -> None:
+    seen_queries: list[dict[str, str]] = []
+
+    def script(seen: Any) -> Answer:
+        seen_queries.append(seen.query)
+        return Answer(200, sample("infisical_v3_secrets_raw_with_imports_RECONSTRUCTED.json"))
+
+    with scripted(script) as srv:
+        facts = _collect(ssot, srv.url, _settings(infisical_token="st.given-token-123"))
+    assert {(q["include_imports"], q["recursive"], q["viewSecretValue"])
+            for q in seen_queries} == {("true", "false", "false")}
+    assert all(p["imported"]["NAVIDROME_USER"] == ["prod:/shared"]
+               for p in facts["paths"].values())
+
+
 # --- samples and hostile input ----------------------------------------------------------------
 
 
@@ -172,7 +225,14 @@ def test_samples() -> None:
     assert inf.parse_login(sample("infisical_universal_auth_login_response_RECONSTRUCTED.json")
                            ).startswith("eyJ")
     assert inf.parse_secret_keys(sample("infisical_v3_secrets_raw_response_RECONSTRUCTED.json")
-                                 ) == ["RADARR_API_KEY"]
+                                 ) == {"keys": ["RADARR_API_KEY"], "imported": {}, "imports": []}
+    with_imports = inf.parse_secret_keys(
+        sample("infisical_v3_secrets_raw_with_imports_RECONSTRUCTED.json"))
+    assert with_imports == {
+        "keys": ["JELLYFIN_API_KEY", "NAVIDROME_PASSWORD", "NAVIDROME_USER"],
+        "imported": {"NAVIDROME_PASSWORD": ["prod:/shared"], "NAVIDROME_USER": ["prod:/shared"]},
+        "imports": [{"from": "prod:/shared", "keys": ["NAVIDROME_PASSWORD", "NAVIDROME_USER"]},
+                    {"from": "staging:/apps/streaming", "keys": []}]}
 
 
 def test_hidden_value_is_value_error() -> None:
@@ -181,12 +241,16 @@ def test_hidden_value_is_value_error() -> None:
                                            "secretValueHidden": True}})
 
 
-JSON = json_values(("secrets", "secretKey", "secretValue", "secret", "accessToken"))
+JSON = json_values(("secrets", "secretKey", "secretValue", "secret", "accessToken", "imports",
+                    "secretPath", "environment"))
+SECRETS = st.lists(st.dictionaries(
+    st.sampled_from(["secretKey", "secretValue", "secretValueHidden"]), JSON), max_size=3) | JSON
 SHAPED = st.fixed_dictionaries({}, optional={
-    "accessToken": JSON, "secrets": st.lists(st.dictionaries(
-        st.sampled_from(["secretKey", "secretValue", "secretValueHidden"]), JSON), max_size=3)
-    | JSON, "secret": st.dictionaries(st.sampled_from(["secretValue", "secretValueHidden"]),
-                                      JSON) | JSON})
+    "accessToken": JSON, "secrets": SECRETS,
+    "imports": st.lists(st.dictionaries(st.sampled_from(["secretPath", "environment", "secrets"]),
+                                        SECRETS | JSON), max_size=3) | JSON,
+    "secret": st.dictionaries(st.sampled_from(["secretValue", "secretValueHidden"]),
+                              JSON) | JSON})
 
 
 @hsettings(max_examples=200)

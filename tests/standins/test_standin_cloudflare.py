@@ -333,3 +333,40 @@ def test_log_never_holds_a_token(api, edge, log, tokens):
     text = log.getvalue()
     assert "GET /client/v4/zones 200" in text and "edge" in text
     assert tokens["edit"] not in text and tokens["read"] not in text
+
+
+# --- awkward answers on demand: rate limits, a locally managed tunnel, pages without a count ---
+
+
+def test_rate_limit_on_demand_answers_like_cloudflare(api, state):
+    import wire
+    real = wire.load("cloudflare_429_rate_limited.http")
+    with state.update() as data:
+        data["rate_limit"] = {"answer_429": 1, "retry_after": 2}
+    limited = api().get("/zones")
+    assert (limited.status_code, limited.headers["Retry-After"]) == (429, "2")
+    assert limited.json() == json.loads(real.body)
+    assert api().get("/zones").status_code == 200  # only as many as asked for
+
+
+def test_locally_managed_tunnel_answers_config_null(api, state, edge, sample, gaps):
+    with state.update() as data:
+        tunnel = data["tunnels"][TUNNEL]
+        tunnel.update(version=0, local_config=tunnel.pop("config"), config=None)
+    body = api().get(f"/accounts/{ACCOUNT}/cfd_tunnel/{TUNNEL}/configurations").json()
+    real = sample("cloudflare_tunnel_configurations_local_null_RECONSTRUCTED.json")
+    assert gaps(real, body) == []
+    assert {k: body["result"][k] for k in ("config", "source", "version")} == {
+        "config": None, "source": "local", "version": 0}
+    assert api().get(f"/accounts/{ACCOUNT}/cfd_tunnel/{TUNNEL}").json()["result"][
+        "remote_config"] is False
+    assert edge("spotisub.ronny.works", "/ok").status_code == 200  # the connector's own rules
+
+
+def test_list_without_total_pages_quirk(api, state, sample):
+    with state.update() as data:
+        data["quirks"] = {"no_total_pages": True, "max_per_page": 3}
+    body = api().get(f"/zones/{ZONE}/dns_records", params={"per_page": 100}).json()
+    real = sample("cloudflare_result_info_no_total_pages.json")["result_info"]
+    assert set(body["result_info"]) == set(real)
+    assert (body["result_info"]["per_page"], len(body["result"])) == (3, 3)

@@ -106,9 +106,12 @@ def test_wrong_secret_is_refused(client, creds):
 
 
 def test_list_secrets_shape_and_values(client, reader, creds, sample, gaps):
-    body = client.get("/api/v3/secrets/raw", params=_query(DOWNLOAD), headers=reader).json()
+    body = client.get("/api/v3/secrets/raw", params=_query(DOWNLOAD, include_imports="true"),
+                      headers=reader).json()
     assert gaps(sample("infisical_v3_secrets_raw_response_RECONSTRUCTED.json"), body) == []
     assert body["imports"] == []
+    plain = client.get("/api/v3/secrets/raw", params=_query(DOWNLOAD), headers=reader).json()
+    assert "imports" not in plain  # getSecretsRaw answers imports only when asked
     by_key = {s["secretKey"]: s for s in body["secrets"]}
     assert set(by_key) == {"RADARR_API_KEY", "SONARR_API_KEY"}
     radarr = by_key["RADARR_API_KEY"]
@@ -123,10 +126,11 @@ def test_view_secret_value_false_hides_every_value(client, reader, creds):
     assert response.status_code == 200
     assert creds["radarr"] not in response.text
     for secret in response.json()["secrets"]:
-        assert (secret["secretValue"], secret["secretValueHidden"]) == ("", True)
+        assert (secret["secretValue"], secret["secretValueHidden"]) == (infisical.HIDDEN, True)
     one = client.get("/api/v3/secrets/raw/RADARR_API_KEY",
                      params=_query(DOWNLOAD, viewSecretValue="false"), headers=reader).json()
-    assert one["secret"]["secretValue"] == "" and one["secret"]["secretValueHidden"] is True
+    assert one["secret"]["secretValue"] == infisical.HIDDEN
+    assert one["secret"]["secretValueHidden"] is True
 
 
 def test_get_one_secret(client, reader, creds):
@@ -221,3 +225,91 @@ def test_state_and_log_hold_no_credential(client, app, creds, reader, log):
         assert secret not in text
     stored = app.state.path.read_text()
     assert creds["reader"] not in stored and token not in stored
+
+
+# --- secret imports (Infisical's /api/v1|v2/secret-imports) -----------------------------------
+
+
+def _import(client, admin, into: str, source: str, version: str = "v2", env: str = "prod"):
+    project = {"projectId": PROJECT} if version == "v2" else {"workspaceId": PROJECT}
+    return client.post(f"/api/{version}/secret-imports", headers=admin, json={
+        **project, "environment": "prod", "path": into,
+        "import": {"environment": env, "path": source}})
+
+
+def test_create_import_answers_infisicals_shape(client, admin, sample, gaps):
+    created = _import(client, admin, STREAMING, DOWNLOAD)
+    assert created.status_code == 200, created.text
+    body = created.json()
+    assert gaps(sample("infisical_secret_import_create_response_RECONSTRUCTED.json"), body) == []
+    assert (body["secretImport"]["importPath"], body["secretImport"]["importEnv"]["slug"],
+            body["secretImport"]["position"]) == (DOWNLOAD, "prod", 1)
+    listed = client.get("/api/v1/secret-imports", headers=admin, params={
+        "workspaceId": PROJECT, "environment": "prod", "path": STREAMING}).json()
+    assert [i["id"] for i in listed["secretImports"]] == [body["secretImport"]["id"]]
+    assert _import(client, admin, STREAMING, DOWNLOAD, "v1").status_code == 400  # exists
+    assert _import(client, admin, STREAMING, STREAMING).status_code == 400  # itself
+    assert _import(client, admin, "/nope", DOWNLOAD).status_code == 404
+
+
+def test_reader_may_not_change_imports(client, reader):
+    assert _import(client, reader, STREAMING, DOWNLOAD).status_code == 403
+
+
+def test_list_with_imports_nested_and_filtered(client, admin, reader, creds, sample, gaps):
+    _import(client, admin, STREAMING, DOWNLOAD)
+    _import(client, admin, DOWNLOAD, OTHER)        # an import of an import
+    _import(client, admin, DOWNLOAD, STREAMING)    # a cycle, cut where it closes
+    _import(client, admin, STREAMING, "/empty")    # a source the reader may not read
+    query = _query(STREAMING, include_imports="true", viewSecretValue="false")
+    body = client.get("/api/v3/secrets/raw", headers=reader, params=query).json()
+    assert gaps(sample("infisical_v3_secrets_raw_with_imports_RECONSTRUCTED.json"), body) == []
+    assert [(i["environment"], i["secretPath"]) for i in body["imports"]] == [("prod", DOWNLOAD)]
+    assert {s["secretKey"] for s in body["imports"][0]["secrets"]} == {
+        "RADARR_API_KEY", "SONARR_API_KEY"}  # OTHER's key is not the reader's to see
+    assert creds["radarr"] not in str(body)
+    full = client.get("/api/v3/secrets/raw", headers=admin, params=query).json()["imports"]
+    assert [i["secretPath"] for i in full] == [DOWNLOAD, "/empty"]
+    assert "UNRELATED" in {s["secretKey"] for s in full[0]["secrets"]}  # appended, as Infisical
+    plain = client.get("/api/v3/secrets/raw", headers=reader, params=_query(STREAMING)).json()
+    assert "imports" not in plain
+
+
+def test_get_one_secret_through_an_import(client, admin, reader, creds):
+    _import(client, admin, STREAMING, DOWNLOAD)
+    query = _query(STREAMING, include_imports="true")
+    one = client.get("/api/v3/secrets/raw/RADARR_API_KEY", params=query, headers=reader).json()
+    assert (one["secret"]["secretValue"], one["secret"]["secretPath"]) == (creds["radarr"],
+                                                                          DOWNLOAD)
+    without = client.get("/api/v3/secrets/raw/RADARR_API_KEY", params=_query(STREAMING),
+                         headers=reader)
+    assert without.status_code == 404
+
+
+def test_delete_import(client, admin, reader):
+    first = _import(client, admin, STREAMING, DOWNLOAD).json()["secretImport"]
+    _import(client, admin, STREAMING, "/empty")
+    scope = {"projectId": PROJECT, "environment": "prod", "path": STREAMING}
+    gone = client.request("DELETE", f"/api/v2/secret-imports/{first['id']}", json=scope,
+                          headers=admin)
+    assert gone.status_code == 200 and gone.json()["secretImport"]["id"] == first["id"]
+    left = client.get("/api/v2/secret-imports", params=scope, headers=admin).json()
+    assert [(i["importPath"], i["position"]) for i in left["secretImports"]] == [("/empty", 1)]
+    again = client.request("DELETE", f"/api/v2/secret-imports/{first['id']}", json=scope,
+                           headers=admin)
+    assert again.status_code == 404
+
+
+def test_rate_limit_on_demand_answers_like_infisical(client, app, reader):
+    import wire
+    real = wire.load("infisical_429_rate_limited_RECONSTRUCTED.http")
+    with app.state.update() as state:
+        state["rate_limit"] = {"answer_429": 1, "retry_after": 2}
+    limited = client.get("/api/v3/secrets/raw", params=_query(DOWNLOAD), headers=reader)
+    assert limited.status_code == 429 and limited.headers["retry-after"] == "2"
+    body = limited.json()
+    assert {k: v for k, v in body.items() if k != "reqId"} == {
+        k: v for k, v in __import__("json").loads(real.body).items() if k != "reqId"}
+    assert client.get("/api/status").status_code == 200
+    assert client.get("/api/v3/secrets/raw", params=_query(DOWNLOAD),
+                      headers=reader).status_code == 200

@@ -233,6 +233,21 @@ def _write_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def take_rate_limit(state: State) -> int | None:
+    """Retry-After seconds if this request must be answered 429, else None.
+
+    Rate limits on demand: a state key `rate_limit: {"answer_429": N, "retry_after": S}`
+    (set by a test or a drift scenario) makes the next N requests 429 with Retry-After S."""
+    if not (state.read().get("rate_limit") or {}).get("answer_429"):
+        return None
+    with state.update() as data:
+        limit = data.get("rate_limit") or {}
+        if limit.get("answer_429", 0) <= 0:
+            return None
+        limit["answer_429"] -= 1
+        return max(0, int(limit.get("retry_after", 60)))
+
+
 def write_state(path: str | os.PathLike[str], data: dict[str, Any]) -> None:
     """Write a state file (mode 0600) atomically, safe against a running stand-in."""
     path = Path(path)

@@ -27,6 +27,7 @@ from opsverify.lab.standins._http import (
     parse_listen,
     run,
     sha256,
+    take_rate_limit,
     text_response,
     tls_context,
 )
@@ -63,6 +64,8 @@ def seed(
     dns_records: list[dict[str, Any]] | None = None,
     tunnel_name: str = "homelab",
     config_version: int = 1,
+    config_src: str = "cloudflare",
+    quirks: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The initial state of the Cloudflare stand-in.
 
@@ -76,6 +79,11 @@ def seed(
       names may be relative to the zone. A tunnel route is a proxied CNAME to
       "<tunnel_id>.cfargotunnel.com".
     tunnel_name/config_version: the tunnel's name and the version of its current configuration.
+    config_src: "cloudflare" (remotely managed) or "local": a locally managed tunnel's ingress
+      lives in cloudflared's config.yml on the connector; the API answers `config: null`,
+      version 0, `source: "local"`, and only the edge (through the connector) follows the rules.
+    quirks: {"no_total_pages": true} leaves total_pages out of list result_info, as Cloudflare's
+      newer list answers do; {"max_per_page": N} caps the page size a list answers with.
     """
     now = _now()
     state: dict[str, Any] = {
@@ -105,7 +113,11 @@ def seed(
                 "config": {"ingress": ingress, "warp-routing": {"enabled": False}, "originRequest": {}},
             }
         },
+        "quirks": dict(quirks or {}),
     }
+    if config_src == "local":
+        tunnel = state["tunnels"][tunnel_id]
+        tunnel.update(version=0, local_config=tunnel.pop("config"), config=None)
     records = state["zones"][zone_id]["dns_records"]
     for spec in dns_records or []:
         record = _build_record(spec, zone_name, None)
@@ -202,7 +214,8 @@ def _check_conflicts(records: dict[str, Any], new: dict[str, Any]) -> None:
             raise ApiError(400, "An A, AAAA, or CNAME record with that host already exists.", 81053)
 
 
-def _page(req: Request, items: list[Any], default: int) -> tuple[list[Any], dict[str, int]]:
+def _page(req: Request, items: list[Any], default: int, quirks: dict[str, Any]
+          ) -> tuple[list[Any], dict[str, int]]:
     try:
         page = int(req.query.get("page") or 1)
         per_page = int(req.query.get("per_page") or default)
@@ -210,6 +223,7 @@ def _page(req: Request, items: list[Any], default: int) -> tuple[list[Any], dict
         raise ApiError(400, "page and per_page must be integers", 1001) from None
     if page < 1 or not 1 <= per_page <= 5_000_000:
         raise ApiError(400, "page or per_page out of range", 1001)
+    per_page = min(per_page, int(quirks.get("max_per_page") or per_page))
     chunk = items[(page - 1) * per_page: page * per_page]
     info = {
         "page": page,
@@ -218,6 +232,8 @@ def _page(req: Request, items: list[Any], default: int) -> tuple[list[Any], dict
         "total_count": len(items),
         "total_pages": max(1, math.ceil(len(items) / per_page)),
     }
+    if quirks.get("no_total_pages"):
+        del info["total_pages"]
     return chunk, info
 
 
@@ -259,7 +275,13 @@ class CloudflareApi(App):
     ]
 
     def handle(self, req: Request) -> Response:
-        """Authenticate, then route."""
+        """Rate limits (on demand, see _http.take_rate_limit), then authenticate, then route."""
+        wait = take_rate_limit(self.state)
+        if wait is not None:  # Cloudflare's 429: code 971 and Retry-After in seconds
+            response = self.render_error(req, ApiError(
+                429, "Please wait and consider throttling your request speed", 971))
+            response.headers.append(("Retry-After", str(wait)))
+            return response
         try:
             self.router.resolve(req.method, req.path)
             self._authorize(req)
@@ -347,7 +369,7 @@ class CloudflareApi(App):
                  if q.get("name", z["name"]).lower() == z["name"]
                  and q.get("status", z["status"]) == z["status"]
                  and q.get("account.id", z["account"]["id"]) == z["account"]["id"]]
-        chunk, info = _page(req, zones, 20)
+        chunk, info = _page(req, zones, 20, state.get("quirks") or {})
         return _ok(chunk, info)
 
     def get_zone(self, req: Request, zone_id: str) -> Response:
@@ -358,7 +380,8 @@ class CloudflareApi(App):
 
     def list_records(self, req: Request, zone_id: str) -> Response:
         """GET /zones/{zone_id}/dns_records?type=&name=&content=&proxied=."""
-        zone = self._zone(req, self.state.read(), zone_id)
+        state = self.state.read()
+        zone = self._zone(req, state, zone_id)
         q = req.query
         name = q.get("name.exact", q.get("name"))
         want = {
@@ -371,7 +394,7 @@ class CloudflareApi(App):
                          key=lambda r: (r["type"], r["name"], r["content"]))
         records = [r for r in records
                    if all(v is None or r[k] == v for k, v in want.items())]
-        chunk, info = _page(req, records, 100)
+        chunk, info = _page(req, records, 100, state.get("quirks") or {})
         return _ok(chunk, info)
 
     def get_record(self, req: Request, zone_id: str, record_id: str) -> Response:
@@ -451,7 +474,7 @@ class CloudflareApi(App):
             "tun_type": "cfd_tunnel",
             "metadata": {},
             "status": tunnel["status"],
-            "remote_config": True,
+            "remote_config": tunnel["config"] is not None,
         })
 
     def _config_result(self, account_id: str, tunnel_id: str, tunnel: dict[str, Any]) -> Response:
@@ -460,8 +483,8 @@ class CloudflareApi(App):
             "tunnel_id": tunnel_id,
             "version": tunnel["version"],
             "config": tunnel["config"],
-            "source": "cloudflare",
-            "created_at": tunnel["config_created_at"],
+            "source": "cloudflare" if tunnel["config"] is not None else "local",
+            "created_at": tunnel["config_created_at"] if tunnel["config"] is not None else None,
         })
 
     def get_config(self, req: Request, account_id: str, tunnel_id: str) -> Response:
@@ -567,7 +590,9 @@ class CloudflareEdge(App):
         tunnel = state["tunnels"].get(tunnel_id)
         if tunnel is None or tunnel.get("status") != "healthy":
             return _cf_error(530, 1033)
-        config = tunnel["config"]
+        # A locally managed tunnel routes by the connector's config.yml (local_config).
+        config = tunnel["config"] if tunnel["config"] is not None else tunnel.get("local_config") \
+            or {}
         rule = _match_rule(config.get("ingress") or [], host, req.path)
         if rule is None:
             return text_response(503, "no ingress rule matched this request\n")

@@ -1,4 +1,11 @@
-"""Infisical stand-in: universal-auth login and the v3 raw secrets API."""
+"""Infisical stand-in: universal-auth login, the v3 raw secrets API and secret imports.
+
+Secret imports work as Infisical's (backend/src/services/secret-import/secret-import-fns.ts):
+a folder imports another folder (any environment) through /api/v1|v2/secret-imports; with
+include_imports=true the raw secrets list answers `imports: [{secretPath, environment,
+folderId, secrets}]` in import order, the secrets of imports of imports appended to their
+top-level import (ten levels at most, cycles cut), each filtered by what the caller may read.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +26,13 @@ from opsverify.lab.standins._http import (
     json_response,
     serve_main,
     sha256,
+    take_rate_limit,
 )
 
 SECRETS = "/api/v3/secrets/raw"
+IMPORT_DEPTH = 10  # Infisical's LEVEL_BREAK
+HIDDEN = "<hidden-by-infisical>"  # INFISICAL_SECRET_VALUE_HIDDEN_MASK, sent when not viewed
+ENV_NAMES = {"dev": "Development", "staging": "Staging", "prod": "Production"}
 
 
 def _now() -> str:
@@ -83,6 +94,7 @@ def seed(
         },
         "access_tokens": {},
         "secrets": {project_id: {environment: folders}},
+        "imports": {project_id: {}},  # {env: {path: [import record, ...]}}
     }
 
 
@@ -102,7 +114,7 @@ def _render(project_id: str, env: str, path: str, key: str, rec: dict[str, Any],
         "version": rec["version"],
         "type": rec["type"],
         "secretKey": key,
-        "secretValue": rec["value"] if view else "",
+        "secretValue": rec["value"] if view else HIDDEN,
         "secretValueHidden": not view,
         "secretComment": rec["comment"],
         "secretReminderNote": rec["reminder_note"],
@@ -114,6 +126,23 @@ def _render(project_id: str, env: str, path: str, key: str, rec: dict[str, Any],
         "tags": rec["tags"],
         "secretMetadata": [],
     }
+
+
+def _uuid(*parts: str) -> str:
+    """A stable id for a folder or environment (the stand-in keeps none of its own)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "infisical:" + ":".join(parts)))
+
+
+def _env_info(project_id: str, env: str) -> dict[str, str]:
+    return {"name": ENV_NAMES.get(env, env), "slug": env, "id": _uuid(project_id, env)}
+
+
+def _import_view(project_id: str, rec: dict[str, Any]) -> dict[str, Any]:
+    """An import record as Infisical answers it (SecretImportsSchema, importEnv expanded)."""
+    return {"id": rec["id"], "version": 1, "importPath": rec["importPath"],
+            "importEnv": _env_info(project_id, rec["importEnv"]), "position": rec["position"],
+            "createdAt": rec["createdAt"], "updatedAt": rec["updatedAt"],
+            "folderId": rec["folderId"], "isReplication": False}
 
 
 def _b64(obj: Any) -> str:
@@ -134,13 +163,29 @@ class InfisicalApi(App):
         ("POST", SECRETS + "/{name}", "create_secret"),
         ("PATCH", SECRETS + "/{name}", "update_secret"),
         ("DELETE", SECRETS + "/{name}", "delete_secret"),
+        ("GET", "/api/{version}/secret-imports", "list_imports"),
+        ("POST", "/api/{version}/secret-imports", "create_import"),
+        ("DELETE", "/api/{version}/secret-imports/{import_id}", "delete_import"),
     ]
+
+    def handle(self, req: Request) -> Response:
+        """Rate limits first (on demand, see _http.take_rate_limit), as Infisical's fastify
+        rate limiter answers before any route; /api/status is on its allow list."""
+        wait = None if req.path == "/api/status" else take_rate_limit(self.state)
+        if wait is None:
+            return super().handle(req)
+        response = self.render_error(req, ApiError(
+            429, f"Rate limit exceeded. Please try again in {wait} seconds", "RateLimitExceeded"))
+        response.headers += [("x-ratelimit-limit", "600"), ("x-ratelimit-remaining", "0"),
+                             ("x-ratelimit-reset", str(wait)), ("retry-after", str(wait))]
+        return response
 
     def render_error(self, req: Request, err: ApiError) -> Response:
         """Infisical's `{reqId, statusCode, message, error}`."""
         names = {400: "BadRequestError", 401: "UnauthorizedError", 403: "PermissionDenied",
                  404: "NotFoundError", 405: "MethodNotAllowed", 411: "BadRequestError",
-                 413: "PayloadTooLarge", 422: "ValidationFailure", 500: "InternalServerError"}
+                 413: "PayloadTooLarge", 422: "ValidationFailure", 429: "RateLimitExceeded",
+                 500: "InternalServerError"}
         body: dict[str, Any] = {"reqId": f"req-{secrets.token_hex(7)}", "statusCode": err.status,
                                 "message": err.details.get("issues", err.message),
                                 "error": err.code or names.get(err.status, "Error")}
@@ -245,19 +290,71 @@ class InfisicalApi(App):
             paths = [path] if path in folders else []
         out = [_render(project_id, env, p, key, rec, view)
                for p in sorted(paths) for key, rec in sorted(folders[p].items())]
-        return json_response(200, {"secrets": out, "imports": []})
+        body: dict[str, Any] = {"secrets": out}
+        if params.get("include_imports", "false").lower() == "true":
+            body["imports"] = self._imported(state, ident, action, project_id, env, path, view)
+        return json_response(200, body)
+
+    def _imported(self, state: dict[str, Any], ident: dict[str, Any], action: str,
+                  project_id: str, env: str, path: str, view: bool) -> list[dict[str, Any]]:
+        """The `imports` of a raw secrets list, as fnSecretsV2FromImports builds them."""
+        seen = {(env, path)}  # cycles are cut where they close
+
+        def secrets_of(imp_env: str, imp_path: str, depth: int) -> list[dict[str, Any]]:
+            folder = state["secrets"].get(project_id, {}).get(imp_env, {}).get(imp_path)
+            if folder is None:
+                return []
+            out = [_render(project_id, imp_env, imp_path, key, rec, view) for key, rec in
+                   sorted(folder.items()) if self._allowed(ident, action, imp_path)]
+            for rec in out:  # the import entries' schema: no timestamps, path or tags
+                for key in ("createdAt", "updatedAt", "secretPath", "tags"):
+                    rec.pop(key)
+                rec["workspace"] = ""
+            for deeper in self._imports_at(state, project_id, imp_env, imp_path):
+                key = (deeper["importEnv"], deeper["importPath"])
+                if depth < IMPORT_DEPTH and key not in seen:
+                    seen.add(key)
+                    out += secrets_of(*key, depth + 1)
+            return out
+
+        entries = []
+        for rec in self._imports_at(state, project_id, env, path):
+            key = (rec["importEnv"], rec["importPath"])
+            # getSecretsRaw drops a first-level import whose source the caller may not read.
+            if key in seen or not self._allowed(ident, action, rec["importPath"]):
+                continue
+            seen.add(key)
+            entry: dict[str, Any] = {"secretPath": rec["importPath"],
+                                     "environment": rec["importEnv"]}
+            if rec["importPath"] in state["secrets"].get(project_id, {}).get(rec["importEnv"], {}):
+                entry["folderId"] = _uuid(project_id, rec["importEnv"], rec["importPath"])
+            entry["secrets"] = secrets_of(*key, 1)
+            entries.append(entry)
+        return entries
+
+    @staticmethod
+    def _imports_at(state: dict[str, Any], project_id: str, env: str, path: str
+                    ) -> list[dict[str, Any]]:
+        found = state.get("imports", {}).get(project_id, {}).get(env, {}).get(path, [])
+        return sorted(found, key=lambda r: r["position"])
 
     def get_secret(self, req: Request, name: str) -> Response:
         """GET /api/v3/secrets/raw/{name}?workspaceId&environment&secretPath."""
         state = self.state.read()
         params = req.query
         view = self._view(params)
-        _, project_id, env, path, folders = self._scope(
-            req, state, params, "readValue" if view else "describeSecret")
+        action = "readValue" if view else "describeSecret"
+        ident, project_id, env, path, folders = self._scope(req, state, params, action)
         rec = folders.get(path, {}).get(name)
-        if rec is None:
-            raise ApiError(404, f"Secret with name '{name}' not found", "NotFoundError")
-        return json_response(200, {"secret": _render(project_id, env, path, name, rec, view)})
+        if rec is not None:
+            return json_response(200, {"secret": _render(project_id, env, path, name, rec, view)})
+        if params.get("include_imports", "false").lower() == "true":
+            for entry in self._imported(state, ident, action, project_id, env, path, view):
+                for found in entry["secrets"]:
+                    if found["secretKey"] == name:
+                        return json_response(200, {"secret": {**found,
+                                                              "secretPath": entry["secretPath"]}})
+        raise ApiError(404, f"Secret with name '{name}' not found", "NotFoundError")
 
     def _write(self, req: Request, name: str, action: str) -> Response:
         params = req.params()
@@ -298,6 +395,80 @@ class InfisicalApi(App):
                         folder[new_name] = folder.pop(name)
                         name = new_name
         return json_response(200, {"secret": _render(project_id, env, path, name, rec, True)})
+
+    def _import_scope(self, req: Request, state: dict[str, Any], version: str,
+                      params: dict[str, Any], action: str
+                      ) -> tuple[str, str, str, dict[str, Any]]:
+        """(project id, environment, folder path, folders) of a secret-imports call: v1 names
+        the project workspaceId, v2 projectId; both name the folder `path` (default /)."""
+        if version not in ("v1", "v2"):
+            raise ApiError(404, f"Route GET:/api/{version}/secret-imports not found",
+                           "NotFoundError")
+        field = "workspaceId" if version == "v1" else "projectId"
+        if not isinstance(params.get(field), str) or not params[field]:
+            raise _validation(field)
+        scoped = {"workspaceId": params[field], "environment": params.get("environment"),
+                  "secretPath": params.get("path", "/")}
+        _, project_id, env, path, folders = self._scope(req, state, scoped, action)
+        return project_id, env, path, folders
+
+    def list_imports(self, req: Request, version: str) -> Response:
+        """GET /api/v1|v2/secret-imports?workspaceId|projectId&environment&path."""
+        state = self.state.read()
+        project_id, env, path, _ = self._import_scope(req, state, version, req.query,
+                                                      "describeSecret")
+        found = [_import_view(project_id, r) for r in self._imports_at(state, project_id, env,
+                                                                        path)]
+        return json_response(200, {"message": "Successfully fetched secret imports",
+                                   "secretImports": found})
+
+    def create_import(self, req: Request, version: str) -> Response:
+        """POST /api/v1|v2/secret-imports {workspaceId|projectId, environment, path,
+        import: {environment, path}}: the folder at `path` imports the one named in `import`."""
+        params = req.params()
+        source = params.get("import")
+        if not isinstance(source, dict):
+            raise _validation("import")
+        with self.state.update() as state:
+            project_id, env, path, folders = self._import_scope(req, state, version, params,
+                                                                "create")
+            imp_env = source.get("environment")
+            if imp_env not in state["projects"][project_id]["environments"]:
+                raise ApiError(404, f"Environment with slug '{imp_env}' in project with ID "
+                                    f"'{project_id}' not found", "NotFoundError")
+            imp_path = _norm_path(source.get("path"))
+            if path not in folders:
+                raise ApiError(404, f"Folder with path '{path}' in environment with slug "
+                                    f"'{env}' not found", "NotFoundError")
+            if (imp_env, imp_path) == (env, path):
+                raise ApiError(400, "Cannot import from the same location", "BadRequestError")
+            at = state.setdefault("imports", {}).setdefault(project_id, {}).setdefault(
+                env, {}).setdefault(path, [])
+            if any((r["importEnv"], r["importPath"]) == (imp_env, imp_path) for r in at):
+                raise ApiError(400, "Secret import already exists", "BadRequestError")
+            now = _now()
+            rec = {"id": str(uuid.uuid4()), "importEnv": imp_env, "importPath": imp_path,
+                   "position": len(at) + 1, "createdAt": now, "updatedAt": now,
+                   "folderId": _uuid(project_id, env, path)}
+            at.append(rec)
+        return json_response(200, {"message": "Successfully created secret import",
+                                   "secretImport": _import_view(project_id, rec)})
+
+    def delete_import(self, req: Request, version: str, import_id: str) -> Response:
+        """DELETE /api/v1|v2/secret-imports/{id} {workspaceId|projectId, environment, path}."""
+        params = req.params()
+        with self.state.update() as state:
+            project_id, env, path, _ = self._import_scope(req, state, version, params, "delete")
+            at = state.get("imports", {}).get(project_id, {}).get(env, {}).get(path, [])
+            rec = next((r for r in at if r["id"] == import_id), None)
+            if rec is None:
+                raise ApiError(404, f"Secret import with ID '{import_id}' not found",
+                               "NotFoundError")
+            at.remove(rec)
+            for position, other in enumerate(sorted(at, key=lambda r: r["position"]), 1):
+                other["position"] = position
+        return json_response(200, {"message": "Successfully deleted secret import",
+                                   "secretImport": _import_view(project_id, rec)})
 
     def create_secret(self, req: Request, name: str) -> Response:
         """POST /api/v3/secrets/raw/{name} {workspaceId, environment, secretPath, secretValue}."""
