@@ -244,8 +244,8 @@ def cmd_drift(args: argparse.Namespace) -> int:
             return 0
         width = max(len(s.name) for s in drift.SCENARIOS)
         for s in drift.SCENARIOS:
-            expect = ("UNREACHABLE (every gate of the host)" if s.outcome == "unreachable"
-                      else "FAIL " + ", ".join(s.families))
+            expect = {"unreachable": "UNREACHABLE " + ", ".join(s.families),
+                      "pass": "PASS (not drift)"}.get(s.outcome, "FAIL " + ", ".join(s.families))
             print(f"{s.name:<{width}}  {expect}\n{'':<{width}}  {s.description}")
         return 0 if args.list else 2
     try:
@@ -257,8 +257,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
         drift.apply(layout, scenario, say=lambda m: print(f"ops lab drift: {m}", flush=True))
     except LabError as exc:
         return _fail("drift", exc)
-    print(f"ops lab drift: {scenario.name} applied; expected to FAIL: "
-          f"{', '.join(scenario.families)}; undo with `ops lab reset`")
+    expect = {"pass": "every gate to PASS", "unreachable": "UNREACHABLE: "}.get(
+        scenario.outcome, "to FAIL: ") + ", ".join(scenario.families)
+    print(f"ops lab drift: {scenario.name} applied; expected {expect}; undo with "
+          "`ops lab reset`")
     return 0
 
 
