@@ -9,5 +9,7 @@ from opsverify.ssot.model import Probe
 
 
 def test_probe(probe: Probe, facts: FactStore, evidence: Evidence) -> None:
-    """Answered; status, body, JSON values and keys as the SSOT expects."""
-    conclude(services.check(probe, facts.get("http")), evidence)
+    """Answered; status, body, JSON values and keys as the SSOT expects; a probe that made no
+    connection is drift only if its host answers (its SSH facts, collected only then)."""
+    conclude(services.check(probe, facts.get("http"),
+                            host_answers=lambda: facts.get(f"host:{probe.host}")), evidence)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from opsverify.ssot.model import Probe
@@ -10,8 +11,13 @@ from opsverify.verdict import Unreachable
 from . import Check, same
 
 
-def check(probe: Probe, facts: dict[str, Any]) -> Check:
-    """Answered; status; body; JSON values; JSON keys present."""
+def check(probe: Probe, facts: dict[str, Any],
+          host_answers: Callable[[], object] | None = None) -> Check:
+    """Answered; status; body; JSON values; JSON keys present.
+
+    host_answers: asked only when the probe made no connection (refused, connect timeout); it
+    raises Unreachable when the probe's host does not answer either (its SSH facts), and then
+    the failure is the host's, not the service's."""
     c = Check(f"Service {probe.container} (GET {probe.url})")
     got = (facts.get("probes") or {}).get(probe.name)
     c.saw("probe", {"expected": probe.expect, "answer": got})
@@ -21,6 +27,15 @@ def check(probe: Probe, facts: dict[str, Any]) -> Check:
     if got.get("auth_error"):
         # Without its credential the probe was never sent: nothing is known about the service.
         raise Unreachable("http", f"{probe.name}: not probed: {got['auth_error']}")
+    if got.get("unreachable"):
+        # No path from the verifier to the host: its lack of a path is not the service's drift.
+        raise Unreachable(f"host:{probe.host}", f"{probe.name}: {got['unreachable']}")
+    if got.get("connected") is False and host_answers is not None:
+        try:
+            host_answers()
+        except Unreachable as exc:
+            raise Unreachable(exc.target, f"{probe.name}: {got.get('error')}; and the host "
+                                          f"does not answer either: {exc.reason}") from None
     if got.get("error") or got.get("status") is None:
         c.require(False, f"no answer: {got.get('error') or 'no status'}")
         return c

@@ -74,12 +74,17 @@ http
                              auth_error: str|None,        # its secret could not be obtained:
                                                           # not asked (error says so too);
                                                           # UNREACHABLE, not drift
+                             unreachable: str|None,       # no path from the verifier:
+                                                          # UNREACHABLE, not drift
+                             connected: bool|None,        # false: refused or connect timeout
+                                                          # (the gate asks if the host answers)
                              body: str|None,              # only when the SSOT expects a body
                              json: {<key path>: value},   # only the SSOT's expected keys;
                                                           # absent path -> key left out;
-                                                          # a `*` path -> list of matches
+                                                          # a `*` path -> list of matches;
+                                                          # an XML answer read as its JSON
                              json_keys: {<key path>: bool}}}
                                   # url: SSOT query values shown, auth parameters by name only
     routes:  {<hostname>: {url, status: int|None, location: str|None, error: str|None,
-                           elapsed_s: float}}             # redirects never followed
+                           unreachable: str|None, elapsed_s: float}}  # redirects never followed
 """

@@ -3,7 +3,9 @@
 A probe's secrets come from the environment variable of the same name, else from Infisical (at
 the SSOT path that lists the key); they live only in memory and are registered for scrubbing.
 A service that refuses or times out is recorded as the probe's `error` (drift, for the gate to
-judge); only a probe whose secret could not be obtained is `auth_error` (not asked at all).
+judge, which asks whether the host answers when no connection was made: `connected`); a probe
+whose secret could not be obtained is `auth_error` (not asked at all), and one the verifier had
+no path to is `unreachable` (reach.py): the verifier's own lack of a path is not drift.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 
 from opsverify import redact
+from opsverify.facts import reach, xmlbody
 from opsverify.facts.api_client import Api, client_for, decode_json, short
 from opsverify.facts.api_infisical import InfisicalAuth, read_value
 from opsverify.settings import Settings
@@ -57,8 +60,9 @@ def _index(seg: str) -> int:
     return int(seg) if seg.isascii() and seg.isdigit() and len(seg) < 10 else 1 << 62
 
 
-def body_facts(body: bytes, expect: Mapping[str, Any]) -> dict[str, Any]:
-    """body, json and json_keys of one answer, only what the SSOT's `expect` asks for."""
+def body_facts(body: bytes, expect: Mapping[str, Any], content_type: str = "") -> dict[str, Any]:
+    """body, json and json_keys of one answer, only what the SSOT's `expect` asks for; an
+    answer its server calls XML is read as its JSON form (xmlbody)."""
     out: dict[str, Any] = {"body": None, "json": {}, "json_keys": {}, "error": None}
     if "body" in expect:
         out["body"] = redact.scrub(body.decode("utf-8", "replace")[:BODY_CHARS])
@@ -68,7 +72,12 @@ def body_facts(body: bytes, expect: Mapping[str, Any]) -> dict[str, Any]:
     try:
         doc = decode_json(body)
     except ValueError as exc:
-        doc, out["error"] = None, f"the response is not JSON ({short(str(exc), 80)})"
+        try:  # Subsonic answers XML when f=json is ignored: read it as its JSON form
+            if "xml" not in content_type.lower():
+                raise ValueError("not said to be XML") from None
+            doc = xmlbody.parse(body)
+        except ValueError:
+            doc, out["error"] = None, f"the response is not JSON ({short(str(exc), 80)})"
     for path in values:
         found = json_path(doc, path)
         if found:
@@ -144,8 +153,8 @@ class _Secrets:
 def probe(api: Api, p: Probe, values: Mapping[str, Future[str]]) -> dict[str, Any]:
     """The facts of one service probe."""
     facts: dict[str, Any] = {"url": shown_url(p), "status": None, "error": None,
-                             "auth_error": None, "elapsed_s": 0.0, "body": None, "json": {},
-                             "json_keys": {}}
+                             "auth_error": None, "unreachable": None, "connected": None,
+                             "elapsed_s": 0.0, "body": None, "json": {}, "json_keys": {}}
     if not p.url:
         facts["error"] = f"no URL: container {p.container} is not in the SSOT"
         return facts
@@ -160,10 +169,13 @@ def probe(api: Api, p: Probe, values: Mapping[str, Future[str]]) -> dict[str, An
         reply = api.request("GET", p.url, params=query or None, headers=headers,
                             read_body=bool({"body", "json", "json_keys"} & set(expect)))
     except Unreachable as exc:
-        facts.update(error=exc.reason, elapsed_s=round(time.monotonic() - start, 4))
+        facts.update(error=exc.reason, connected=reach.connected(exc.reason),
+                     unreachable=f"no path from the verifier: {exc.reason}"
+                     if reach.no_path(exc.reason) else None,
+                     elapsed_s=round(time.monotonic() - start, 4))
         return facts
-    facts.update(status=reply.status, elapsed_s=round(reply.elapsed_s, 4),
-                 **body_facts(reply.body, expect))
+    facts.update(status=reply.status, connected=True, elapsed_s=round(reply.elapsed_s, 4),
+                 **body_facts(reply.body, expect, reply.headers.get("content-type", "")))
     return facts
 
 
@@ -175,9 +187,11 @@ def route(api: Api, r: Route) -> dict[str, Any]:
         reply = api.request("GET", url, read_body=False)
     except Unreachable as exc:
         return {"url": url, "status": None, "location": None, "error": exc.reason,
+                "unreachable": f"no path from the verifier: {exc.reason}"
+                if reach.no_path(exc.reason) else None,
                 "elapsed_s": round(time.monotonic() - start, 4)}
     return {"url": url, "status": reply.status, "location": reply.headers.get("location"),
-            "error": None, "elapsed_s": round(reply.elapsed_s, 4)}
+            "error": None, "unreachable": None, "elapsed_s": round(reply.elapsed_s, 4)}
 
 
 def collect(ssot: Ssot, settings: Settings, client: httpx.Client | None = None,

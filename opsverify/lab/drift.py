@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from . import apps, engine, hosts
+from . import apps, drift_api, engine, hosts
 from .image import split_ref
 from .layout import LabError, Layout
 from .proc import host_argv, stop
@@ -158,7 +158,7 @@ class Scenario:
     families: tuple[str, ...]  # gate families expected to FAIL (or be UNREACHABLE)
     apply: Callable[[Drifter], None]
     undo: tuple[str, ...]      # twin parts reset converges: "vm210:mounts", "*:standins"
-    outcome: str = "fail"      # fail | unreachable
+    outcome: str = "fail"      # fail | unreachable | pass (a change that is not drift)
 
 
 # ---- the scenarios ---------------------------------------------------------------------------
@@ -412,7 +412,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("hung-nfs-vm209", "209's /mnt/docker/prowlarr hangs like a hard NFS mount whose "
              "server stopped answering: reading it blocks", ("stale_refs", "wiring"), hung_nfs,
              ("vm209:mounts",), "unreachable"),
-)
+) + tuple(Scenario(**fields) for fields in drift_api.SCENARIOS)  # Proxmox and Infisical APIs
 
 
 def get(name: str) -> Scenario:

@@ -146,8 +146,8 @@ def test_every_probe_and_route(ssot: Ssot, ca: Pki, servers: dict[str, str], inf
     probes, routes = facts["probes"], facts["routes"]
     assert probes["radarr"] | {"elapsed_s": 0} == {
         "url": "http://100.107.36.76:7878/api/v3/system/status", "status": 200, "error": None,
-        "auth_error": None, "elapsed_s": 0, "body": None, "json": {"appName": "Radarr"},
-        "json_keys": {}}
+        "auth_error": None, "unreachable": None, "connected": True, "elapsed_s": 0,
+        "body": None, "json": {"appName": "Radarr"}, "json_keys": {}}
     assert [probes[n]["json"] for n in ("sonarr", "lidarr", "prowlarr")] == [
         {"appName": "Sonarr"}, {"appName": "Lidarr"}, {"appName": "Prowlarr"}]
     assert probes["sabnzbd"]["url"] == "http://100.107.36.76:8080/api?mode=queue&output=json&apikey"

@@ -187,7 +187,7 @@ def test_prometheus_targets_active_and_dropped() -> None:
 def cloudflare_facts() -> dict[str, Any]:
     tunnel = api_cloudflare.parse_tunnel_config(
         sample_json("cloudflare_tunnel_configurations_get.json"))
-    records, _ = api_cloudflare.parse_dns_page(
+    records, _, _ = api_cloudflare.parse_dns_page(
         sample_json("cloudflare_dns_records_tunnel_cname_real.json"))
     return {"tunnel": tunnel, "dns": records}
 

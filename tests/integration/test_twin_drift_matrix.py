@@ -29,7 +29,12 @@ MESSAGES = {
     "posterizarr-docker-dns": "http://jellyfin:8096",
     "jellyseerr-localhost": "127.0.0.1",
     "node-exporter-down-vm210": "192.168.1.210:9100",
+    "proxmox-privsep-token": "token cannot audit /vms (privilege-separated token without "
+                             "PVEAuditor?)",
+    "infisical-keys-imported": "",  # not drift: every gate passes
+    "infisical-import-key-missing": "missing keys: LASTFM_SECRET",
 }
+EXIT = {"fail": 1, "unreachable": 4, "pass": 0}  # ops verify: FAIL, only UNREACHABLE, all PASS
 
 
 def scenarios() -> list[dict]:
@@ -66,9 +71,9 @@ def test_drift_is_caught_by_its_family_and_no_other(scenario, verify, twin) -> N
         ops("lab", "reset", timeout=300)
     fails = failing(results)
     assert set(fails) == set(scenario["families"]), json.dumps(fails, indent=1)
-    owner = scenario["families"][0]
-    assert any(MESSAGES[scenario["name"]] in line for line in fails[owner]), fails[owner]
-    assert code == 1
+    for owner in scenario["families"][:1]:
+        assert any(MESSAGES[scenario["name"]] in line for line in fails[owner]), fails[owner]
+    assert code == EXIT[scenario["outcome"]]
     for canary in twin["canaries"]:
         assert canary not in text, "a canary secret reached the terminal output"
 

@@ -10,7 +10,7 @@ from typing import Any
 import docker
 import pytest
 
-from opsverify.lab import drift, hosts
+from opsverify.lab import drift, drift_api, hosts
 from opsverify.lab.snapshot import diff, snapshot
 from opsverify.ssot import load
 
@@ -128,7 +128,25 @@ CHANGED: dict[str, Callable[[Any], None]] = {
     "hung-nfs-vm209": lambda lab: _assert("rc=124" in lab.ops(
         "lab", "ssh", "vm209", "--", "timeout -k 1 2 ls /mnt/docker/prowlarr; echo rc=$?",
         check=False).stdout),
+    "proxmox-privsep-token": lambda lab: _assert(not any(
+        e["type"] == "token" for e in standin(lab, "proxmox")["acl"])),
+    "infisical-keys-imported": lambda lab: _imported(lab, gone=()),
+    "infisical-import-key-missing": lambda lab: _imported(lab, gone=("LASTFM_SECRET",)),
 }
+
+
+def _imported(lab: Any, gone: tuple[str, ...]) -> None:
+    """The moved keys live at download's path only, which streaming's path imports."""
+    state = standin(lab, "infisical")
+    pid, env = SSOT.infisical["project_id"], SSOT.infisical["environment"]
+    by_stack = {sp.stack: sp.path for sp in SSOT.secret_paths}
+    source, into = by_stack["download-stack"], by_stack["streaming-stack"]
+    folders = state["secrets"][pid][env]
+    moved = set(drift_api.IMPORTED) - set(gone)
+    assert moved <= set(folders[source]) and not set(drift_api.IMPORTED) & set(folders[into])
+    assert not set(gone) & set(folders[source])
+    assert [(i["importEnv"], i["importPath"]) for i in state["imports"][pid][env][into]] == [
+        (env, source)]
 
 
 def _assert(ok: bool) -> None:
@@ -147,7 +165,7 @@ def test_every_scenario_has_a_check() -> None:
 def test_list_names_every_scenario_and_its_families(lab: Any) -> None:
     listed = json.loads(lab.ops("lab", "drift", "--list", "--json").stdout)
     assert [s["name"] for s in listed] == [s.name for s in drift.SCENARIOS]
-    assert all(s["families"] and s["description"] for s in listed)
+    assert all((s["families"] or s["outcome"] == "pass") and s["description"] for s in listed)
     text = lab.ops("lab", "drift", "--list").stdout
     assert "media-rw-vm210" in text and "FAIL mounts" in text and "UNREACHABLE" in text
 
