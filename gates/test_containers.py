@@ -9,9 +9,11 @@ from opsverify.ssot.model import Container, Ssot
 
 
 def test_container(container: Container, facts: FactStore, evidence: Evidence) -> None:
-    """Present; running or intentionally stopped; not restarting; healthy; image; pinned env."""
-    host = facts.get(f"host:{container.host}")
-    conclude(containers.check(container, host), evidence)
+    """Present; running or intentionally stopped; not restarting, nor restarted recently or since
+    the previous saved run; healthy; image; published ports; pinned env."""
+    source = f"host:{container.host}"
+    host = facts.get(source)
+    conclude(containers.check(container, host, facts.previous(source)), evidence)
 
 
 def test_no_unlisted_container(docker_host: str, ssot: Ssot, facts: FactStore, evidence: Evidence) -> None:

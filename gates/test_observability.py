@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from fixtures.evidence import Evidence
 from opsverify.checks import conclude, observability
 from opsverify.facts.store import FactStore
-from opsverify.ssot.model import Rule, ScrapeTarget, Ssot
+from opsverify.ssot.model import Planned, Rule, ScrapeTarget, Ssot
 
 
 def test_scrape_target(scrape_target: ScrapeTarget, facts: FactStore, evidence: Evidence) -> None:
@@ -22,3 +24,9 @@ def test_no_retired_target(ssot: Ssot, facts: FactStore, evidence: Evidence) -> 
 def test_promql_rule(promql_rule: Rule, facts: FactStore, evidence: Evidence) -> None:
     """The query returns values and every value satisfies the SSOT's op and threshold."""
     conclude(observability.check_rule(promql_rule, facts.get("prometheus")), evidence)
+
+
+def test_planned(planned: Planned, evidence: Evidence) -> None:
+    """A scope item not built yet: SKIP with its reason, so it is never silently absent."""
+    evidence.add("planned", {"phase": planned.phase, "item": planned.item})
+    pytest.skip(f"planned ({planned.phase}): {planned.item}: {planned.reason}")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from fixtures.evidence import Evidence
 from opsverify.checks import conclude, secrets
 from opsverify.facts.store import FactStore
-from opsverify.ssot.model import SecretPath, Stack
+from opsverify.ssot.model import SecretPath, Ssot, Stack
 
 
-def test_stack_secrets(stack: Stack, facts: FactStore, evidence: Evidence) -> None:
-    """No plaintext secrets file in the stack directory; compose references secrets only."""
-    conclude(secrets.check_stack(stack, facts.get(f"host:{stack.host}")), evidence)
+def test_stack_secrets(stack: Stack, ssot: Ssot, facts: FactStore, evidence: Evidence) -> None:
+    """No plaintext secrets file in the stack directory or a config root but a declared
+    generated .env; compose references secrets only."""
+    conclude(secrets.check_stack(stack, facts.get(f"host:{stack.host}"), ssot.generated_env),
+             evidence)
 
 
 def test_infisical_path(secret_path: SecretPath, facts: FactStore, evidence: Evidence) -> None:

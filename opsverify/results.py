@@ -91,9 +91,12 @@ def headline(results: dict[str, Any]) -> str:
 
 
 def detail_lines(results: dict[str, Any]) -> list[str]:
-    """One line per failing test, then one per unreachable host or API."""
+    """One line per failing test, one per skipped test, then one per unreachable host or API."""
     lines = [f"  {t['outcome'].upper():<5} {short_id(t)}: {t['message']}"
              for t in results["tests"] if t["outcome"] in (FAIL, ERROR)]
+    # a SKIP is never silently absent: a planned item or an unconfigured app says why
+    lines += [f"  SKIP  {short_id(t)}: {t['message']}"
+              for t in results["tests"] if t["outcome"] == SKIP]
     for source, reason, n in unreachable_groups(results):
         shown = reason.removeprefix(f"{source}: ")
         lines.append(f"  {display_source(source)} UNREACHABLE: {shown} — "
@@ -201,6 +204,12 @@ def prometheus_text(results: dict[str, Any] | None, *, now: float, code: int) ->
             fc = count(t for t in results["tests"] if t["family"] == family)
             out += [f'opsverify_gates{{family="{_label(family)}",outcome="{o}"}} {fc[o]}'
                     for o in OUTCOMES]
+        skipped = [t for t in results["tests"] if t["outcome"] == SKIP]
+        if skipped:  # a planned item or an unconfigured app, with its reason
+            out += ["# HELP opsverify_skipped Gate tests skipped in the last run, with the reason.",
+                    "# TYPE opsverify_skipped gauge"]
+            out += [f'opsverify_skipped{{family="{_label(t["family"])}",test="{_label(t["name"])}"'
+                    f',reason="{_label(t["message"])}"}} 1' for t in skipped]
     out += [
         "# HELP opsverify_last_run_timestamp_seconds When the last ops verify run finished.",
         "# TYPE opsverify_last_run_timestamp_seconds gauge",

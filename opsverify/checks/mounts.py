@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsverify.redact import SECRET_NAME
 from opsverify.ssot.model import Mount
 
 from . import Check, is_tailscale, require_sections
+
+AUTOFS = "autofs"  # systemd's x-systemd.automount placeholder: `systemd-1 PATH autofs ...`
 
 
 def mode(options: list[str]) -> str:
@@ -36,9 +39,13 @@ def check(mount: Mount, facts: dict[str, Any], accept_fstype: str | None = None)
     c = Check(f"Mount {mount.host}:{mount.path}")
     live = _entry(facts.get("mounts") or [], mount.path)
     fstab = _entry(facts.get("fstab") or [], mount.path)
+    broken = [e for e in facts.get("fstab_errors") or []
+              if str(e.get("target") or "").rstrip("/") == mount.path.rstrip("/")]
+    automount = (facts.get("automounts") or {}).get(mount.path)
     c.saw("mount", {"expected": {"source": mount.source, "fstype": mount.fstype,
                                  "mode": mount.mode},
-                    "proc_mounts": live, "fstab": fstab})
+                    "proc_mounts": live, "fstab": fstab, "fstab_errors": broken,
+                    "automount": automount})
     fstypes = {mount.fstype}
     if accept_fstype:
         fstypes.add(accept_fstype)
@@ -46,13 +53,28 @@ def check(mount: Mount, facts: dict[str, Any], accept_fstype: str | None = None)
                                  "(OPSVERIFY_ACCEPT_FSTYPE, lab twin)")
     if live is None:
         c.require(False, "not mounted")
+    elif live.get("fstype") == AUTOFS:
+        # Only the automount placeholder is there, even after a reader's access triggered it.
+        why = (automount or {}).get("error") or "nothing was mounted when it was accessed"
+        c.require(False, f"automount configured, not mounted ({why}); "
+                         f"{fstab_line(fstab) if fstab else 'no fstab entry'}")
     else:
         _compare(c, "", live, mount, fstypes)
     if fstab is None:
-        c.require(False, "fstab: no entry, so the mount does not survive a reboot")
+        skipped = "; ".join(str(e.get("error")) for e in broken)
+        c.require(False, f"fstab: {skipped}, so the mount does not survive a reboot" if broken
+                  else "fstab: no entry, so the mount does not survive a reboot")
     else:
         _compare(c, "fstab ", fstab, mount, fstypes)
     return c
+
+
+def fstab_line(entry: dict[str, Any]) -> str:
+    """An fstab entry as a person finds it in the file; secret-named options masked."""
+    options = [o if not SECRET_NAME.search(o.split("=", 1)[0]) else o.split("=", 1)[0] + "=***"
+               for o in entry.get("options") or []]
+    return (f"/etc/fstab line {entry.get('line')}: {entry.get('source')} {entry.get('target')} "
+            f"{entry.get('fstype')} {','.join(options)}")
 
 
 def _compare(c: Check, where: str, entry: dict[str, Any], mount: Mount, fstypes: set[str]) -> None:

@@ -11,22 +11,35 @@ from . import Check, canonical, host_of, ip, is_loopback, require_sections, same
 
 
 def check(ssot: Ssot, cfg: ConfigCheck, facts: dict[str, Any]) -> Check:
-    """The file was read and every SSOT key holds its expected value, and only that value."""
+    """The file was read and every SSOT key holds its expected value, and only that value.
+
+    A value behind an indirection (Recyclarr's `!env_var`, `!secret`) is compared as the app
+    resolves it; one that could not be resolved fails as such, never as a literal. A reference
+    `when: configured` is not checked (skip_reason says why) while the app leaves it unset.
+    """
     require_sections(cfg.host, facts, "config")
     kind = "Wiring" if cfg.source else "Setting"
     c = Check(f"{kind} {cfg.name} ({cfg.host}:{cfg.file})")
+    c.skip_reason = None
     got = (facts.get("config") or {}).get(cfg.name)
     c.saw("config", {"expected": cfg.keys, "found": got})
     if got is None:
         c.require(False, "not read (no result in the host facts)")
         return c
+    values = got.get("values") or {}
+    unresolved = got.get("unresolved") or {}
+    if cfg.when == "configured" and not _configured(got, values, unresolved):
+        c.skip_reason = (f"{cfg.name}: not configured yet ({_why_unset(got)}); once it is, "
+                         f"{', '.join(cfg.keys)} must be {', '.join(map(canonical, cfg.keys.values()))}")
+        return c
     if not got.get("ok"):
         c.require(False, f"cannot read: {got.get('error') or 'unknown error'}")
         return c
-    values = got.get("values") or {}
     for key, want in cfg.keys.items():
         found = values.get(key) or []
-        if not found:
+        for why in unresolved.get(key) or []:
+            c.require(False, f"{key}: unresolved indirection: {why}; not compared as a literal")
+        if not found and not unresolved.get(key):
             c.require(False, f"{key}: expected {canonical(want)}, not found")
         bad = dict.fromkeys(canonical(v) for v in found if not same(want, v))
         for value in bad:
@@ -34,6 +47,18 @@ def check(ssot: Ssot, cfg: ConfigCheck, facts: dict[str, Any]) -> Check:
             c.require(False, f"{key}: expected {canonical(want)}, got {value}"
                              + (f" ({why})" if why else ""))
     return c
+
+
+def _configured(got: dict[str, Any], values: dict[str, Any], unresolved: dict[str, Any]) -> bool:
+    """The app has set at least one of the keys (a file that does not exist sets none)."""
+    if not got.get("ok"):
+        return not str(got.get("error") or "").startswith("file not found")
+    return bool(unresolved) or any(v not in (None, "") for found in values.values()
+                                   for v in found or [])
+
+
+def _why_unset(got: dict[str, Any]) -> str:
+    return "no config file" if not got.get("ok") else "its keys are empty or absent"
 
 
 def reason(ssot: Ssot, cfg: ConfigCheck, value: str) -> str | None:

@@ -14,9 +14,9 @@ Why each part only reads:
   later: a hung NFS read cannot keep a process alive on the host.
 - `python3 -I -S -c BOOTSTRAP`: isolated mode, no site-packages, no user environment, no
   script directory on the path; BOOTSTRAP (below, fixed text) unpacks SCRIPT and calls it.
-- SCRIPT is base64(zlib(JSON)) of the source of opsverify.facts.commands, .parsers and .remote
-  exactly as they are in this checkout; check() rebuilds it and compares it byte for byte, so
-  nothing else can be sent. PARAMS is base64 JSON of SSOT data (paths, names, addresses,
+- SCRIPT is base64(zlib(JSON)) of the source of opsverify.facts.commands, .parsers, .fstab,
+  .configs, .envfiles and .remote (remote.MODULES) exactly as they are in this checkout;
+  check() rebuilds it and compares it byte for byte, so nothing else can be sent. PARAMS is base64 JSON of SSOT data (paths, names, addresses,
   glob patterns): data the script reads, never code, and never interpolated into a shell.
 
 What the script does on the host, all of it reading:
@@ -26,12 +26,18 @@ What the script does on the host, all of it reading:
   `tailscale status --json` (prints the node's state) and, on the Proxmox host only,
   `zfs list -H -o name -t filesystem` (lists dataset names). Both are status listings.
 - Docker: only the GET requests of DOCKER_GETS on the Engine API's unix socket
-  (/containers/json?all=1, then /containers/{id}/json): reads of container state. The script
-  holds no other HTTP method.
+  (/containers/json?all=1, then /containers/{id}/json, also by name for a container whose
+  environment a Recyclarr `!env_var` names): reads of container state. The script holds no
+  other HTTP method.
 - files: opened O_RDONLY (plus O_NONBLOCK so a FIFO cannot block, O_NOFOLLOW below the config
   roots, and O_NOATIME where permitted so not even the access time changes): /proc/mounts,
   /etc/fstab, files below the stack directories and the SSOT config roots, config files the
-  SSOT names.
+  SSOT names (and the secrets.yml beside a Recyclarr config, for a `!secret` that must hold a
+  URL), systemd unit files and drop-ins of the units the SSOT says generate a .env, and the
+  .git/index of a repository such a .env sits in (is it tracked?).
+- an SSOT mount point that only an idle systemd automount holds (`systemd-1 PATH autofs`):
+  one stat() of PATH/. inside a time limit, which autofs answers by mounting it, as any
+  reader's first access does; nothing is unmounted or changed.
 - SQLite: opened as `file:PATH?mode=ro&immutable=1` with `PRAGMA query_only`: read-only and
   immutable, so SQLite takes no lock and creates no -wal, -shm or -journal file.
 
@@ -74,7 +80,7 @@ INTERPRETER = ("python3", "-I", "-S", "-c")
 SENTINEL = "\x1e--opsverify-facts--"  # precedes the JSON, after anything a login rc file prints
 PARAM_KEYS = frozenset({
     "host", "budget_s", "secret_name", "files", "zfs", "pinned_env", "stacks", "secret_keys",
-    "plaintext_globs", "retired", "config_roots", "config_checks",
+    "plaintext_globs", "retired", "config_roots", "config_checks", "mount_paths",
 })
 MAX_LIMIT = 3600
 

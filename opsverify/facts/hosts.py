@@ -54,7 +54,7 @@ logging.getLogger("paramiko").propagate = False
 Recorder = Callable[[str, str, str], None]  # (host, command, purpose), as FactStore.record_command
 MAX_OUTPUT = 64 * 1024 * 1024
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-FORMATS = ("json", "xml", "yaml", "sqlite")
+FORMATS = ("json", "xml", "yaml", "toml", "sqlite")
 FILES = {"mounts": "/proc/mounts", "fstab": "/etc/fstab", "docker_socket": "/var/run/docker.sock"}
 USER_KNOWN_HOSTS = "~/.ssh/known_hosts ~/.ssh/known_hosts2"
 GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2"
@@ -103,14 +103,23 @@ def remote_params(ssot: Ssot, host: str) -> dict[str, Any]:
         "files": dict(FILES),
         "zfs": bool(pve and pve.name == host),
         "pinned_env": {c.name: sorted(c.env) for c in ssot.containers if c.host == host and c.env},
-        "stacks": {s.name: {"directory": s.directory, "compose": s.compose_path} for s in stacks},
+        "stacks": {s.name: {"directory": s.directory, "compose": s.compose_path,
+                            "roots": list(s.config_roots),
+                            "generated": [{"path": g.path, "unit": g.unit}
+                                          for g in ssot.generated_env if g.stack == s.name]}
+                   for s in stacks},
+        "mount_paths": [m.path for m in ssot.mounts if m.host == host],
+
         "secret_keys": sorted(set(ssot.secret_keys)),
         "plaintext_globs": list(ssot.plaintext_files),
         "retired": sorted(ssot.retired_addresses),
         "config_roots": list(dict.fromkeys(r for s in stacks for r in s.config_roots)),
         "config_checks": [{"name": c.name, "file": c.file, "format": c.format,
-                           "keys": list(c.keys), "table": c.table, "row": dict(c.row)}
+                           "keys": list(c.keys), "table": c.table, "row": dict(c.row),
+                           # whose environment a Recyclarr `!env_var` in the file reads
+                           "container": c.source.split(":")[-1] if c.source else None}
                           for c in ssot.config_checks if c.host == host],
+
     }
     validate_params(params)
     return params
@@ -131,6 +140,14 @@ def validate_params(params: dict[str, Any]) -> None:
     for stack, st in params["stacks"].items():
         path(st["directory"], f"stack {stack}: directory")
         path(st["compose"], f"stack {stack}: compose file")
+        for root in st["roots"]:
+            path(root, f"stack {stack}: config root")
+        for g in st["generated"]:
+            path(g["path"], f"stack {stack}: generated env file")
+            if not re.fullmatch(r"[A-Za-z0-9_.@:-]+\.service", str(g["unit"])):
+                raise ValueError(f"stack {stack}: {g['unit']!r} is not a systemd service name")
+    for mount_path in params["mount_paths"]:
+        path(mount_path, "mount point")
     for root in params["config_roots"]:
         path(root, "config root")
     for key in params["secret_keys"]:

@@ -28,7 +28,7 @@ def _text(data: str | bytes, what: str) -> str:
     return data
 
 
-# --- /proc/mounts and /etc/fstab -------------------------------------------------------------
+# --- /proc/mounts (/etc/fstab is read by fstab.py) ------------------------------------------
 
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
@@ -54,21 +54,6 @@ def parse_proc_mounts(data: str | bytes) -> list[dict[str, Any]]:
         if len(fields) != 6:
             raise ParseError(f"/proc/mounts line {no}: expected 6 fields, got {len(fields)}")
         out.append(_mount_entry(fields))
-    return out
-
-
-def parse_fstab(data: str | bytes) -> list[dict[str, Any]]:
-    """/etc/fstab as [{source, target, fstype, options, line}] (fstab(5) defaults filled in)."""
-    out = []
-    for no, line in enumerate(_text(data, "/etc/fstab").split("\n"), 1):
-        fields = line.split()
-        if not fields or fields[0].startswith("#"):
-            continue
-        if len(fields) < 2 or len(fields) > 6:
-            raise ParseError(f"/etc/fstab line {no}: expected 2 to 6 fields, got {len(fields)}")
-        # fstab(5): the type defaults to auto and the options to defaults when left out
-        fields = fields + ["auto", "defaults"][len(fields) - 2:]
-        out.append({**_mount_entry(fields), "line": no})
     return out
 
 
@@ -198,6 +183,8 @@ def parse_container(data: str | bytes | dict, pinned_env: dict[str, Iterable[str
         raise ParseError(f"{what}: expected a JSON object")
     state = _obj(doc.get("State"), f"{what}: State")
     config = _obj(doc.get("Config"), f"{what}: Config")
+    host_config = _obj(doc.get("HostConfig"), f"{what}: HostConfig")
+    network = _obj(doc.get("NetworkSettings"), f"{what}: NetworkSettings")
     health = _obj(state.get("Health"), f"{what}: State.Health")
     check = _strings(_obj(config.get("Healthcheck"), f"{what}: Config.Healthcheck").get("Test"),
                      f"{what}: Config.Healthcheck.Test")
@@ -225,7 +212,36 @@ def parse_container(data: str | bytes | dict, pinned_env: dict[str, Iterable[str
         "has_healthcheck": bool(health) or (bool(check) and check[0] != "NONE"),
         "health": status if status in _HEALTH else None,
         "env": env,
+        "network_mode": _field(host_config, "NetworkMode", str, f"{what}: HostConfig"),
+        "restart_policy": _field(_obj(host_config.get("RestartPolicy"), f"{what}: RestartPolicy"),
+                                 "Name", str, f"{what}: RestartPolicy"),
+        # what compose/`docker run -p` asked for, and what the engine bound (while running)
+        "ports_configured": parse_port_map(host_config.get("PortBindings"),
+                                           f"{what}: HostConfig.PortBindings"),
+        "ports_published": parse_port_map(network.get("Ports"), f"{what}: NetworkSettings.Ports"),
     }
+
+
+def parse_port_map(value: Any, what: str) -> list[dict[str, Any]]:
+    """A Docker PortMap ({"7889/tcp": [{"HostIp": "", "HostPort": "7667"}]}) as a sorted list of
+    {container_port, proto, host_ip, host_port}; an exposed, unpublished port (null) is left out
+    and an empty HostPort (a random port) reads as host_port None."""
+    out = []
+    for key, binds in _obj(value, what).items():
+        port, _, proto = str(key).partition("/")
+        if not (port.isascii() and port.isdigit()):
+            raise ParseError(f"{what}: {key!r} is not a port")
+        if binds is not None and not isinstance(binds, list):
+            raise ParseError(f"{what}: {key}: expected a list of bindings")
+        for b in binds or []:
+            b = _obj(b, f"{what}: {key}")
+            host_port = str(b.get("HostPort") or "")
+            out.append({"container_port": int(port), "proto": proto or "tcp",
+                        "host_ip": str(b.get("HostIp") or ""),
+                        "host_port": int(host_port) if host_port.isascii() and
+                        host_port.isdigit() else None})
+    return sorted(out, key=lambda p: (p["container_port"], p["proto"], p["host_ip"],
+                                      p["host_port"] or 0))
 
 
 # --- zfs list -H -o name ---------------------------------------------------------------------
@@ -446,6 +462,24 @@ def xml_values(data: str | bytes, path: str) -> list[Any]:
 
 # --- a YAML subset, without PyYAML -----------------------------------------------------------
 
+INDIRECTION_TAGS = ("!env_var", "!secret")  # Recyclarr's: the value lives elsewhere
+
+
+class Tagged(str):
+    """A YAML scalar behind an indirection tag (`!env_var RADARR_URL`, `!secret radarr_url`).
+
+    It reads as its text, so nothing mistakes it for the value it points to unless it asks:
+    configs.resolve_values() turns it into the value, or an unresolved indirection.
+    """
+
+    tag: str
+
+    def __new__(cls, text: str, tag: str) -> Tagged:  # noqa: PYI034 -- typing.Self is 3.11+
+        obj = super().__new__(cls, text)
+        obj.tag = tag
+        return obj
+
+
 _PLAIN_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _PLAIN_FLOAT = re.compile(r"[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?")
 _ESCAPES = {"0": "\0", "a": "\a", "b": "\b", "t": "\t", "\t": "\t", "n": "\n", "v": "\v",
@@ -474,7 +508,8 @@ class _YamlReader:
     Supported: `key: value`, nested blocks by indentation, `- item` sequences (also at the
     indentation of their key), `- key: value` items, plain/single/double-quoted scalars,
     `|` and `>` block scalars, flow collections of scalars on one line (`[a, b]`, `{a: 1}`),
-    comments, a leading `---`, tags (`!env_var X` reads as X) and anchors (dropped).
+    comments, a leading `---`, anchors (dropped), tags (dropped, except Recyclarr's
+    `!env_var X` and `!secret X`, read as Tagged(X): an indirection, not a value).
     Refused with ParseError: aliases, several documents, tabs as indentation, multi-line
     quoted or flow scalars. Duplicate keys keep the last value, as PyYAML does.
     """
@@ -566,11 +601,12 @@ class _YamlReader:
 
     def _value(self, rest: str, indent: int, depth: int, in_mapping: bool) -> Any:
         no = self.i
-        value = self._drop_props(_strip_comment(rest).strip(), no)
+        raw = _strip_comment(rest).strip()
+        value = self._drop_props(raw, no)
         if value.startswith(("|", ">")):
             return self._block_scalar(indent, value[0] == ">")
         if value:
-            return self._scalar(value, no)
+            return self._scalar(raw, no)  # with its tag: `!env_var X` stays an indirection
         line = self._peek()
         if line is not None and line[0] > indent:
             return self._block(line[0], depth + 1)
@@ -626,15 +662,18 @@ class _YamlReader:
         return None
 
     def _scalar(self, value: str, no: int) -> Any:
-        value = self._drop_props(_strip_comment(value).strip(), no)
+        raw = _strip_comment(value).strip()
+        tag = raw.split(" ", 1)[0] if raw.startswith("!") else ""
+        value = self._drop_props(raw, no)
         if value[:1] in ("[", "{"):
             return self._flow(value, no)
         if value[:1] in ("\"", "'"):
             try:
-                return self._scalar_text(value)
+                text = self._scalar_text(value)
             except ParseError:
                 raise ParseError(f"YAML line {no}: unterminated or invalid quoted scalar") from None
-        return _plain(value)
+            return Tagged(text, tag) if tag in INDIRECTION_TAGS else text
+        return Tagged(value, tag) if tag in INDIRECTION_TAGS and value else _plain(value)
 
     @staticmethod
     def _scalar_text(value: str) -> str:

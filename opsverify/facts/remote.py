@@ -34,7 +34,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from opsverify.facts import commands, parsers
+from opsverify.facts import commands, configs, envfiles, fstab, parsers
 
 MAX_FILE = 64 * 1024 * 1024  # larger files are skipped by the scan and refused as configs
 MAX_API_BODY = 32 * 1024 * 1024
@@ -48,7 +48,10 @@ MEDIA_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"\x
                b"fLaC", b"ID3", b"OggS")
 SBIN = ("/usr/local/sbin", "/usr/sbin", "/sbin")
 PACKAGES = ("opsverify", "opsverify.facts")
-MODULES = ("opsverify.facts.commands", "opsverify.facts.parsers", "opsverify.facts.remote")
+# In load order: a module comes after the ones it imports; the last one holds main().
+MODULES = ("opsverify.facts.commands", "opsverify.facts.parsers", "opsverify.facts.fstab",
+           "opsverify.facts.configs", "opsverify.facts.envfiles", "opsverify.facts.remote")
+AUTOMOUNT_TIMEOUT = 5.0  # one hard-mount timeout per idle automount point, at most
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,7 +86,7 @@ def collect(params: dict[str, Any], started: float | None = None) -> dict[str, A
         "hostname": None,
         "tailscale": {"ok": False, "error": "not collected", "backend_state": None, "ips": [],
                       "online": None},
-        "mounts": [], "fstab": [],
+        "mounts": [], "automounts": {}, "fstab": [], "fstab_errors": [],
         "docker": {"ok": False, "error": "not collected", "containers": []},
         "stacks": {}, "stale_refs": [],
         "scan": {"roots": list(ctx.roots), "files": 0, "bytes": 0, "media_skipped": 0,
@@ -231,11 +234,18 @@ def _hostname(ctx: _Context) -> dict[str, Any]:
 
 
 def _mounts(ctx: _Context) -> dict[str, Any]:
-    return {"mounts": parsers.parse_proc_mounts(read_file(ctx.mounts_file))}
+    """/proc/mounts; an SSOT mount point held only by an idle systemd automount is triggered
+    first, the way any reader triggers it, and the table read again."""
+    mounts, automounts = fstab.settle_automounts(
+        lambda: parsers.parse_proc_mounts(read_file(ctx.mounts_file)),
+        lambda path: fstab.trigger(path, ctx.slice(AUTOMOUNT_TIMEOUT)),
+        ctx.p.get("mount_paths") or [])
+    return {"mounts": mounts, "automounts": automounts}
 
 
 def _fstab(ctx: _Context) -> dict[str, Any]:
-    return {"fstab": parsers.parse_fstab(read_file(ctx.fstab_file))}
+    entries, errors = fstab.parse_fstab(read_file(ctx.fstab_file) or b"")
+    return {"fstab": entries, "fstab_errors": errors}
 
 
 def run_program(name: str, timeout: float) -> tuple[int, bytes, bytes]:
@@ -250,8 +260,13 @@ def run_program(name: str, timeout: float) -> tuple[int, bytes, bytes]:
     return proc.returncode, proc.stdout, proc.stderr
 
 
-def _program_facts(name: str, ctx: _Context, parse: Callable[[bytes], Any]) -> tuple[Any, str]:
-    """(parsed output, '') or (None, error: the program's first stderr line or why not)."""
+def _program_facts(name: str, ctx: _Context, parse: Callable[[bytes], Any],
+                   parse_failed: bool = False) -> tuple[Any, str]:
+    """(parsed output, '') or (None, error: the program's first stderr line or why not).
+
+    parse_failed: a program that exits non-zero may still print what it knows; then
+    (parsed output, error) when that output parses.
+    """
     words = " ".join(commands.HOST_ARGV[name][:2])
     try:
         rc, out, err = run_program(name, ctx.slice(PROGRAM_TIMEOUT))
@@ -263,7 +278,13 @@ def _program_facts(name: str, ctx: _Context, parse: Callable[[bytes], Any]) -> t
         return None, f"{words}: {describe_error(exc)}"
     if rc != 0:
         first = err.decode("utf-8", "replace").strip().split("\n")[0][:300]
-        return None, first or f"{words}: exit status {rc}"
+        error = first or f"{words}: exit status {rc}"
+        if parse_failed and out.strip():
+            try:
+                return parse(out), error
+            except parsers.ParseError:
+                pass
+        return None, error
     try:
         return parse(out), ""
     except parsers.ParseError as exc:
@@ -271,11 +292,15 @@ def _program_facts(name: str, ctx: _Context, parse: Callable[[bytes], Any]) -> t
 
 
 def _tailscale(ctx: _Context) -> dict[str, Any]:
-    status, error = _program_facts("tailscale_status", ctx, parsers.parse_tailscale_status)
-    if status is None:
+    # `tailscale status --json` prints the state and exits 0 even when logged out (cmd/
+    # tailscale/cli/status.go returns before its state check); should a version or wrapper
+    # exit non-zero, a BackendState it printed is still the fact, with the exit as its error.
+    status, error = _program_facts("tailscale_status", ctx, parsers.parse_tailscale_status,
+                                   parse_failed=True)
+    if status is None or (error and not status.get("backend_state")):
         return {"tailscale": {"ok": False, "error": error, "backend_state": None, "ips": [],
                               "online": None}}
-    return {"tailscale": {"ok": True, "error": None, **status}}
+    return {"tailscale": {"ok": True, "error": error or None, **status}}
 
 
 def _zfs(ctx: _Context) -> dict[str, Any]:
@@ -334,7 +359,9 @@ def _docker(ctx: _Context) -> dict[str, Any]:
     except parsers.ParseError as exc:
         return _docker_error(str(exc))
     containers.sort(key=lambda c: c["name"])
-    return {"docker": {"ok": True, "error": None, "containers": containers}}
+    # The host's own clock: "started a minute ago" must not depend on the verifier's clock.
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {"docker": {"ok": True, "error": None, "now": now, "containers": containers}}
 
 
 def _docker_error(error: str) -> dict[str, Any]:
@@ -355,6 +382,8 @@ def _walk(root: str, ctx: _Context, on_skip: Callable[[str, str], None]) -> Any:
 
 
 def _stacks(ctx: _Context) -> dict[str, Any]:
+    """Per stack: plaintext secret files under its directory and every config root, the
+    generated .env files the SSOT declares, and the compose file's secret references."""
     keys = ctx.p.get("secret_keys") or []
     globs = ctx.p.get("plaintext_globs") or []
     out = {}
@@ -362,12 +391,18 @@ def _stacks(ctx: _Context) -> dict[str, Any]:
         directory = st["directory"]
         entry: dict[str, Any] = {"directory": directory, "exists": os.path.isdir(directory),
                                  "plaintext_files": [], "complete": True, "skipped": [],
-                                 "compose": _compose(st["compose"], keys)}
-        if entry["exists"]:
-            def skip(path: str, reason: str, entry: dict = entry) -> None:
-                if len(entry["skipped"]) < MAX_SKIPPED:
-                    entry["skipped"].append({"path": path, "reason": reason})
-            for dirpath, filenames in _walk(directory, ctx, skip):
+                                 "scanned": [], "compose": _compose(st["compose"], keys)}
+
+        def skip(path: str, reason: str, entry: dict = entry) -> None:
+            if len(entry["skipped"]) < MAX_SKIPPED:
+                entry["skipped"].append({"path": path, "reason": reason})
+        for top in _tops([directory, *(st.get("roots") or [])]):
+            if not os.path.isdir(top):
+                if top != directory:  # the stack directory has its own `exists`
+                    skip(top, "missing" if not os.path.exists(top) else "not a directory")
+                continue
+            entry["scanned"].append(top)
+            for dirpath, filenames in _walk(top, ctx, skip):
                 if ctx.left() <= 0:
                     entry["complete"] = False
                     skip(dirpath, "time budget exhausted")
@@ -376,12 +411,23 @@ def _stacks(ctx: _Context) -> dict[str, Any]:
                     if any(fnmatch.fnmatchcase(fname, g) for g in globs):
                         entry["plaintext_files"].append(
                             _plaintext(os.path.join(dirpath, fname), keys))
+        entry["generated"] = [envfiles.generated_facts(g, read_file)
+                              for g in st.get("generated") or []]
         out[name] = entry
     return {"stacks": out}
 
 
+def _tops(dirs: list[str]) -> list[str]:
+    """The directories to walk: each once, none inside another one of them."""
+    tops: list[str] = []
+    for d in sorted({x.rstrip("/") or "/" for x in dirs}, key=len):
+        if not any(d == t or d.startswith(t.rstrip("/") + "/") for t in tops):
+            tops.append(d)
+    return tops
+
+
 def _plaintext(path: str, keys: list[str]) -> dict[str, Any]:
-    found: dict[str, Any] = {"path": path, "keys": []}
+    found: dict[str, Any] = {"path": path, "keys": [], "mode": envfiles.file_facts(path)["mode"]}
     try:
         data = read_file(path)
     except OSError:  # a dangling symlink or a socket named .env: its name is the finding
@@ -402,11 +448,31 @@ def _compose(path: str, keys: list[str]) -> dict[str, Any]:
 
 
 def _config(ctx: _Context) -> dict[str, Any]:
-    return {"config": {c["name"]: config_values(c, ctx.secret_name)
+    env = _container_env(ctx)
+    return {"config": {c["name"]: config_values(c, ctx.secret_name, env)
                        for c in ctx.p.get("config_checks") or []}}
 
 
-def config_values(check: dict[str, Any], secret_name: re.Pattern) -> dict[str, Any]:
+def _container_env(ctx: _Context) -> configs.EnvLookup:
+    """One variable of a container's environment, from GET /containers/{name}/json."""
+    docs: dict[str, Any] = {}
+
+    def lookup(container: str, name: str) -> tuple[str | None, str | None]:
+        if container not in docs:
+            try:
+                status, body = docker_get(ctx.docker_socket, "inspect",
+                                          ctx.slice(PROGRAM_TIMEOUT), id=container)
+                docs[container] = parsers.load_json(body, "GET /containers/{id}/json") \
+                    if status == 200 else f"container {container}: HTTP {status} from Docker"
+            except (OSError, parsers.ParseError) as exc:
+                docs[container] = f"Docker API: {describe_error(exc)}"
+        doc = docs[container]
+        return (doc, None) if isinstance(doc, str) else (None, configs.env_value(doc, name))
+    return lookup
+
+
+def config_values(check: dict[str, Any], secret_name: re.Pattern,
+                  env: configs.EnvLookup | None = None) -> dict[str, Any]:
     """{file, ok, error, values} of one SSOT config check; never reads a secret-named key."""
     entry: dict[str, Any] = {"file": check["file"], "ok": False, "error": None, "values": {}}
     keys = list(check.get("keys") or [])
@@ -421,6 +487,10 @@ def config_values(check: dict[str, Any], secret_name: re.Pattern) -> dict[str, A
             data = read_file(check["file"]) or b""
             if check["format"] == "yaml":
                 doc = parsers.parse_yaml_subset(data)
+                entry["values"] = {k: parsers.values_at(doc, k) for k in keys}
+                configs.resolve_values(entry, check, secret_name, env, read_file)
+            elif check["format"] == "toml":
+                doc = configs.load_toml(data)
                 entry["values"] = {k: parsers.values_at(doc, k) for k in keys}
             elif check["format"] == "json":
                 doc = parsers.load_json(data, "JSON file")

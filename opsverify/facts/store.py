@@ -39,6 +39,8 @@ class FactStore:
         self._unreachable: dict[str, str] = {}
         self._lock = threading.Lock()
         self.remote_commands: list[dict[str, Any]] = []  # every command run on a host, audited
+        # The previous run's container facts, read before this run overwrites them.
+        self._previous = _previous_containers(save_dir) if save_dir is not None else {}
 
     @property
     def sources(self) -> list[str]:
@@ -114,6 +116,10 @@ class FactStore:
         tmp.write_text(json.dumps(scrub_obj(facts), indent=1, sort_keys=True, default=str))
         os.replace(tmp, path)
 
+    def previous(self, source: str) -> dict[str, Any] | None:
+        """The container facts `--save-facts DIR` saved for this source in the previous run."""
+        return self._previous.get(source)
+
     def record_command(self, host: str, command: str, purpose: str) -> None:
         """Remember a command run on a host, so the run's output can be audited."""
         with self._lock:
@@ -121,3 +127,19 @@ class FactStore:
 
     def unreachable(self) -> dict[str, str]:
         return dict(self._unreachable)
+
+
+def _previous_containers(directory: Path) -> dict[str, dict[str, Any]]:
+    """{host:<name>: {"docker": {"now", "containers": [{name, id, restart_count}]}}} of the
+    facts saved in directory by an earlier run (what a restart-loop check compares with)."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(Path(directory).glob("host-*.json")) if Path(directory).is_dir() else []:
+        try:
+            docker = json.loads(path.read_text()).get("docker") or {}
+        except (OSError, ValueError, AttributeError):
+            continue  # unreadable or from another tool: no previous run to compare with
+        containers = [{k: c.get(k) for k in ("name", "id", "restart_count")}
+                      for c in docker.get("containers") or [] if isinstance(c, dict)]
+        out["host:" + path.stem.removeprefix("host-")] = {
+            "docker": {"now": docker.get("now"), "containers": containers}}
+    return out

@@ -17,7 +17,7 @@ from typing import Any
 from opsverify.ssot import Ssot
 from opsverify.ssot.model import Container
 
-from .formats import XSI, Doc, E, Json, Sqlite, Text, Xml, Yaml
+from .formats import XSI, Doc, E, Json, Sqlite, Tag, Text, Toml, Xml, Yaml
 
 CONFIG_ROOT = "/mnt/docker"  # each app's /config is /mnt/docker/<container> on its VM
 HTML = "<!doctype html><html><head><title>{title}</title></head><body></body></html>"
@@ -52,6 +52,7 @@ class Profile:
     health_accepts_401: bool = False  # trailarr (P3: "healthcheck accepts 401 as healthy")
     secrets: tuple[str, ...] = ()     # SSOT secret keys passed as ${VAR} in compose
     files: Callable[[Ctx, Container], dict[str, Doc]] | None = None
+    env: Callable[[Ctx, Container], dict[str, str]] | None = None  # non-secret settings
     command: str = "httpd"            # httpd | node-exporter
     extra: tuple[Rule, ...] = field(default_factory=tuple)
 
@@ -110,7 +111,8 @@ def twin_secret_names(ssot: Ssot) -> list[str]:
                 f"{c.name.upper().replace('-', '_')}_API_KEY" not in keys:
             out.append(f"{c.name}.apikey")
     return sorted(set(out) | {"jellyseerr.apikey", "posterizarr.tmdbtoken",
-                              "posterizarr.tvdbapi", "posterizarr.fanart"})
+                              "posterizarr.tvdbapi", "posterizarr.fanart",
+                              "autopulse.jellyfintoken"})
 
 
 # ---- HTTP answers ----------------------------------------------------------------------------
@@ -400,14 +402,54 @@ RECYCLARR_HEADER = ("# yaml-language-server: $schema="
 
 
 def _recyclarr_files(ctx: Ctx, c: Container) -> dict[str, Doc]:
+    """recyclarr.yml with its values behind Recyclarr's indirections, the way the scope's
+    secrets policy wants them: Radarr's URL from the container's environment (RADARR_URL, see
+    _recyclarr_env) and its key from secrets.yml; Sonarr's URL from secrets.yml and its key
+    from the environment compose passes from Infisical (${SONARR_API_KEY})."""
     data: dict[str, Any] = {}
-    for app, instance, kind in (("radarr", "movies", "movie"), ("sonarr", "series", "series")):
-        if app in ctx.by_name:
-            data[app] = {instance: {"base_url": ctx.url(c, app), "api_key": ctx.api_key(app),
-                                    "delete_old_custom_formats": True,
-                                    "quality_definition": {"type": kind},
-                                    "quality_profiles": None, "custom_formats": None}}
-    return {"recyclarr.yml": Yaml(data, RECYCLARR_HEADER)}
+    secrets: dict[str, Any] = {}
+    if "radarr" in ctx.by_name:
+        secrets["radarr_apikey"] = ctx.api_key("radarr")
+        data["radarr"] = {"movies": {"base_url": Tag("!env_var", "RADARR_URL"),
+                                     "api_key": Tag("!secret", "radarr_apikey"),
+                                     "delete_old_custom_formats": True,
+                                     "quality_definition": {"type": "movie"},
+                                     "quality_profiles": None, "custom_formats": None}}
+    if "sonarr" in ctx.by_name:
+        secrets["sonarr_url"] = ctx.url(c, "sonarr")
+        data["sonarr"] = {"series": {"base_url": Tag("!secret", "sonarr_url"),
+                                     "api_key": Tag("!env_var", "SONARR_API_KEY"),
+                                     "delete_old_custom_formats": True,
+                                     "quality_definition": {"type": "series"},
+                                     "quality_profiles": None, "custom_formats": None}}
+    return {"recyclarr.yml": Yaml(data, RECYCLARR_HEADER), "secrets.yml": Yaml(secrets)}
+
+
+def _recyclarr_env(ctx: Ctx, c: Container) -> dict[str, str]:
+    return {"RADARR_URL": ctx.url(c, "radarr")} if "radarr" in ctx.by_name else {}
+
+
+def _autopulse_files(ctx: Ctx, c: Container) -> dict[str, Doc]:
+    """autopulse's config.toml (its example/config.toml layout): Jellyfin as its target, by
+    the URL the SSOT's wiring expects (across VMs: Jellyfin's Tailscale IP)."""
+    config: dict[str, Any] = {"app": {"hostname": "0.0.0.0", "port": _cport(c, 2875),
+                                      "database_url": "sqlite://data/autopulse.db"},
+                              "opts": {"check_path": True, "max_retries": 5},
+                              "triggers": {"radarr": {"type": "radarr"},
+                                           "sonarr": {"type": "sonarr"}}}
+    if "jellyfin" in ctx.by_name:
+        config["targets"] = {"jellyfin": {"type": "jellyfin", "url": ctx.url(c, "jellyfin"),
+                                          "token": ctx.secret("autopulse.jellyfintoken")}}
+    return {"config.toml": Toml(config)}
+
+
+def _crosswatch_files(ctx: Ctx, c: Container) -> dict[str, Doc]:
+    """CrossWatch's config.json as it starts (cw_platform/config_base.py DEFAULT_CFG): Jellyfin
+    not configured yet, as the audit found it ("Empty config")."""
+    jellyfin = {"server": "", "access_token": "", "user_id": "", "device_id": "crosswatch",
+                "username": "", "user": "", "auth_method": "", "server_version": "",
+                "verify_ssl": False, "timeout": 15.0, "max_retries": 3}
+    return {"config.json": Json({"jellyfin": jellyfin, "pairs": []}, indent=2)}
 
 
 def _sabnzbd_files(ctx: Ctx, c: Container) -> dict[str, Doc]:
@@ -435,7 +477,7 @@ PROFILES: dict[str, Profile] = {
     "qbittorrent": Profile("qBittorrent", version="5.0.3"),
     "unpackerr": Profile("Unpackerr"),
     "recyclarr": Profile("Recyclarr", secrets=("RADARR_API_KEY", "SONARR_API_KEY"),
-                         files=_recyclarr_files),
+                         files=_recyclarr_files, env=_recyclarr_env),
     "flaresolverr": Profile("FlareSolverr", "flaresolverr", "3.3.21"),
     "soularr": Profile("Soularr", secrets=("LIDARR_API_KEY",)),
     "slskd": Profile("slskd"),
@@ -450,8 +492,9 @@ PROFILES: dict[str, Profile] = {
     "huntarr": Profile("Huntarr"),
     "tdarr": Profile("Tdarr"),
     "autopulse": Profile("autopulse", health="/stats", secrets=("AUTOPULSE_PASSWORD",),
+                         files=_autopulse_files,
                          extra=(Rule('/stats 200 application/json {"hashes":0,"pending":0}'),)),
-    "crosswatch": Profile("CrossWatch"),
+    "crosswatch": Profile("CrossWatch", files=_crosswatch_files),
     "crowdsec": Profile("CrowdSec"),
     "watchtower": Profile("Watchtower"),
     "node-exporter": Profile("Node Exporter", command="node-exporter"),

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 
 from . import apps, drift_api, engine, hosts
+from .drift_host import SCENARIOS as HOST_SCENARIOS
 from .image import split_ref
 from .layout import LabError, Layout
 from .proc import host_argv, stop
@@ -413,6 +414,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "server stopped answering: reading it blocks", ("stale_refs", "wiring"), hung_nfs,
              ("vm209:mounts",), "unreachable"),
 ) + tuple(Scenario(**fields) for fields in drift_api.SCENARIOS)  # Proxmox and Infisical APIs
+SCENARIOS += tuple(Scenario(**fields) for fields in HOST_SCENARIOS)  # fstab, restart loop
 
 
 def get(name: str) -> Scenario:

@@ -113,12 +113,24 @@ def create(cl: docker.DockerClient, spec: ContainerSpec, **override: Any) -> Any
     kw.update(override)
     host_config = cl.api.create_host_config(
         network_mode="host", restart_policy={"Name": "unless-stopped"}, binds=kw.pop("binds"))
+    # The SDK refuses port bindings beside host networking; dockerd keeps them (with a warning,
+    # "Published ports are discarded when using host network mode"), as the SSOT's declaration.
+    host_config["PortBindings"] = port_bindings(spec)
     created = cl.api.create_container(
         kw["image"], command=kw["command"], name=spec.name, environment=kw["env"],
         labels=kw["labels"], healthcheck=kw["healthcheck"], host_config=host_config,
         stop_signal="SIGTERM", stop_timeout=STOP_TIMEOUT,
+        ports=[(c, proto) for _, c, proto in spec.ports] or None,
         volumes=[b.split(":")[1] for b in host_config.get("Binds", [])])
     return cl.containers.get(created["Id"])
+
+
+def port_bindings(spec: ContainerSpec) -> dict[str, list[dict[str, str]]]:
+    """The spec's published ports as the Engine API's PortMap."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for host, container, proto in spec.ports:
+        out.setdefault(f"{container}/{proto}", []).append({"HostIp": "", "HostPort": str(host)})
+    return out
 
 
 def differences(attrs: dict[str, Any], spec: ContainerSpec, cl: docker.DockerClient) -> list[str]:
@@ -141,6 +153,8 @@ def differences(attrs: dict[str, Any], spec: ContainerSpec, cl: docker.DockerCli
         out.append("healthcheck")
     if host.get("NetworkMode") != "host":
         out.append("network")
+    if (host.get("PortBindings") or {}) != port_bindings(spec):
+        out.append("ports")
     try:
         if attrs.get("Image") != cl.images.get(spec.image).id:
             out.append("image id")

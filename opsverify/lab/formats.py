@@ -75,13 +75,32 @@ class Yaml:
 
 
 @dataclass
+class Toml:
+    """A TOML file of tables and scalars (autopulse's config.toml)."""
+
+    data: dict[str, Any]
+    header: str = ""
+
+
+@dataclass(frozen=True)
+class Tag:
+    """A YAML scalar behind a tag, written as such: Recyclarr's `!env_var NAME`, `!secret KEY`.
+
+    Setting an SSOT key where a Tag sits leaves the Tag: the app resolves it (through the
+    container's environment or secrets.yml, which its profile fills) to that very value."""
+
+    tag: str
+    text: str
+
+
+@dataclass
 class Text:
     """A file with no structure the SSOT sets keys in (INI, TOML): written as is."""
 
     text: str
 
 
-Doc = Xml | Sqlite | Json | Yaml | Text
+Doc = Xml | Sqlite | Json | Yaml | Toml | Text
 
 
 # ---- put: set an SSOT key path ---------------------------------------------------------------
@@ -117,6 +136,8 @@ def put(doc: Doc, path: str, value: Any, row: dict[str, Any] | None = None,
 
 def _put_tree(node: Any, parts: list[str], value: Any) -> None:
     key, rest = parts[0], parts[1:]
+    if not rest and isinstance(node, dict) and isinstance(node.get(key), Tag):
+        return  # an indirection the app resolves to this value (see Tag)
     if isinstance(node, list):
         targets = range(len(node)) if key == "*" else [int(key)]
     elif key == "*":
@@ -156,6 +177,8 @@ def render(doc: Doc) -> bytes:
         return (text + ("\n" if doc.trailing_newline else "")).encode()
     if isinstance(doc, Text):
         return doc.text.encode()
+    if isinstance(doc, Toml):
+        return (doc.header + _toml(doc.data)).encode()
     if isinstance(doc, Yaml):
         body = yaml.dump(doc.data, Dumper=_YamlDumper, sort_keys=False, default_flow_style=False,
                          allow_unicode=True, width=100)
@@ -182,6 +205,21 @@ class _YamlDumper(yaml.SafeDumper):
 
 _YamlDumper.add_representer(
     type(None), lambda d, _: d.represent_scalar("tag:yaml.org,2002:null", ""))
+_YamlDumper.add_representer(Tag, lambda d, t: d.represent_scalar(t.tag, t.text))
+
+
+def _toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Tables of scalars as TOML: `key = value` first, then `[table]` sections."""
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    lines = [f"{k} = {json.dumps(v)}" for k, v in scalars.items()]  # JSON strings are TOML's
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for k, v in data.items():
+        if isinstance(v, dict):
+            name = f"{prefix}.{k}" if prefix else k
+            inner = _toml(v, name)
+            text += f"\n[{name}]\n{inner}" if any(not isinstance(x, dict) for x in v.values()) \
+                else inner
+    return text
 
 
 def _sqlite_bytes(doc: Sqlite) -> bytes:

@@ -273,14 +273,15 @@ def sync_files(pid: int, hs: HostSpec) -> None:
     for path, data in hs.files.items():
         target = root / path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
+        mode = hs.modes.get(path, 0o644)  # a generated .env is 0600
         try:
-            if target.read_bytes() == data:
+            if target.read_bytes() == data and target.stat().st_mode & 0o7777 == mode:
                 continue
         except FileNotFoundError:
             pass
         with open(target, "wb") as fh:
             fh.write(data)
-        target.chmod(0o644)
+        target.chmod(mode)
 
 
 def mounts_of(pid: int) -> dict[str, dict[str, object]]:

@@ -45,6 +45,10 @@ class ContainerSpec:
     binds: dict[str, str] = field(hash=False)        # host path -> container path
     healthcheck: dict[str, Any] | None = field(hash=False)
     running: bool
+    # published ports as the SSOT lists them: (host, container, protocol). The twin's containers
+    # share the host's network, where Docker maps nothing; the engine keeps the mapping in
+    # HostConfig.PortBindings all the same, which is what the gate compares on such a container.
+    ports: tuple[tuple[int, int, str], ...] = ()
 
 
 @dataclass
@@ -60,6 +64,7 @@ class HostSpec:
     fstab: str
     tailscale: dict[str, Any] | None = None  # tailscale stand-in state
     zfs: dict[str, Any] | None = None        # zfs stand-in state (Proxmox host)
+    modes: dict[str, int] = field(default_factory=dict)  # files not 0644 (a generated .env)
 
     @property
     def name(self) -> str:
@@ -165,19 +170,43 @@ def _host(ssot: Ssot, ctx: apps.Ctx, host: Host, now: dt.datetime) -> HostSpec:
             for rel, doc in make(ctx, c).items():
                 docs[f"{apps.CONFIG_ROOT}/{c.name}/{rel}"] = doc
     for check in ssot.config_checks:
-        if check.host != host.name:
-            continue
+        if check.host != host.name or check.when:
+            continue  # `when: configured`: the app is as the scope found it, not configured
         doc = docs.get(check.file) or docs.setdefault(check.file, _empty_doc(check))
         for path, value in check.keys.items():
             put(doc, path, value, row=check.row, table=check.table)
     files.update({path: render(doc) for path, doc in docs.items()})
     for st in stacks:
         files[st.compose_path] = _compose(st.name, [s for s in specs if s.stack == st.name])
+    modes = {}
+    for g in ssot.generated_env:
+        if g.host == host.name:  # what the unit's ExecStartPre writes from Infisical
+            files.update(_generated_env(ssot, ctx, g))
+            modes[g.path] = int(g.mode, 8)
     pve = ssot.proxmox_host
     zfs = _zfs_state(ssot, now) if pve and pve.name == host.name else None
     tailscale = _tailscale_state(ssot, host) if host.tailscale_ip else None
     return HostSpec(host, mounts, sorted({st.directory for st in stacks}), specs, files,
-                    sorted(set(dirs)), _fstab(ctx, mounts), tailscale, zfs)
+                    sorted(set(dirs)), _fstab(ctx, mounts), tailscale, zfs, modes)
+
+
+UNIT_DIR = "/run/systemd/system"  # a unit path of systemd's; in the twin on the host's own /run
+
+
+def _generated_env(ssot: Ssot, ctx: apps.Ctx, g: Any) -> dict[str, bytes]:
+    """The .env as `infisical export --format=dotenv` writes it, and the unit that writes it."""
+    keys = [k for sp in ssot.secret_paths if sp.stack == g.stack for k in sp.keys]
+    path = next((sp.path for sp in ssot.secret_paths if sp.stack == g.stack), "/")
+    env = "".join(f"{k}='{ctx.secrets[k]}'\n" for k in keys)
+    st = ssot.stacks[g.stack]
+    unit = (f"[Unit]\nDescription={g.stack} (docker compose, secrets from Infisical)\n"
+            "Requires=docker.service\nAfter=docker.service\n\n[Service]\nType=oneshot\n"
+            f"RemainAfterExit=yes\nWorkingDirectory={st.directory}\n"
+            f"ExecStartPre=/bin/sh -c 'umask 077; infisical export --env="
+            f"{ssot.infisical['environment']} --path={path} --format=dotenv > {g.path}'\n"
+            "ExecStart=/usr/bin/docker compose up -d\nExecStop=/usr/bin/docker compose down\n\n"
+            "[Install]\nWantedBy=multi-user.target\n")
+    return {g.path: env.encode(), f"{UNIT_DIR}/{g.unit}": unit.encode()}
 
 
 def _empty_doc(check: Any) -> Any:
@@ -201,7 +230,7 @@ def _container(ssot: Ssot, ctx: apps.Ctx, host: Host, c: Container) -> Container
     if p.kind in ("arr", "sabnzbd"):
         own = f"{c.name.upper().replace('-', '_')}_API_KEY"
         wanted = [own] + [k for k in wanted if k != own]
-    compose_env = {"TZ": "Etc/UTC", **c.env}
+    compose_env = {"TZ": "Etc/UTC", **c.env, **(p.env(ctx, c) if p.env else {})}
     env = dict(compose_env)
     for key in dict.fromkeys(wanted):
         compose_env[key] = f"${{{key}}}"
@@ -236,7 +265,8 @@ def _container(ssot: Ssot, ctx: apps.Ctx, host: Host, c: Container) -> Container
               "com.docker.compose.container-number": "1", "com.docker.compose.oneoff": "False"}
     return ContainerSpec(c.name, c.stack, c.host, c.image, tuple(command), env, compose_env,
                          labels, {f"{apps.CONFIG_ROOT}/{c.name}": "/config"}, health,
-                         c.state == "running")
+                         c.state == "running",
+                         tuple((p.host, p.container, p.protocol) for p in c.ports))
 
 
 def _unclaimed(ssot: Ssot, c: Container, keys: set[str]) -> list[str]:
@@ -275,11 +305,16 @@ def _compose(stack: str, specs: list[ContainerSpec]) -> bytes:
 
 
 def _fstab(ctx: apps.Ctx, mounts: list[Mount]) -> str:
+    """As people write it: each NFS line ends in a comment after the pass field, which mount(8)
+    and systemd ignore (issue 10: such a comment must not cost the whole file)."""
+    purpose = {(m["host"], m["path"]): m.get("purpose", "") for m in ctx.ssot.doc["mounts"]}
     lines = ["# /etc/fstab: static file system information.", "#",
              "# <file system> <mount point>   <type>  <options>       <dump>  <pass>",
              f"UUID={ctx.uuid('rootfs')} /               ext4    errors=remount-ro 0       1"]
     for m in mounts:
-        lines.append(f"{m.source} {m.path} {m.fstype} {m.mode},vers=4.2,_netdev,nofail 0 0")
+        why = purpose.get((m.host, m.path)) or "NFS from pve"
+        lines.append(f"{m.source} {m.path} {m.fstype} {m.mode},vers=4.2,_netdev,nofail 0 0"
+                     f"  # {why}; LAN only, never Tailscale (P3)")
     return "\n".join(lines) + "\n"
 
 

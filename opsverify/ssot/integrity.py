@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,11 +31,35 @@ def _at(ssot: Ssot, stem: str, path: tuple, message: str) -> Problem:
 
 
 def _host_ref(ssot: Ssot, stem: str, path: tuple, host: str, what: str) -> Iterator[Problem]:
+    """An inactive host where an active one is needed (an unknown one: rule host_refs)."""
     h = ssot.hosts.get(host)
-    if h is None:
-        yield _at(ssot, stem, path, f"{what} names host {host!r}, which hosts.yaml does not define")
-    elif not h.active:
+    if h is not None and not h.active:
         yield _at(ssot, stem, path, f"{what} points at {host!r}, which is {h.state}")
+
+
+HOST_KEYS = ("host", "nfs_server")  # keys whose string value names a host of hosts.yaml
+
+
+@rule("host_refs")
+def host_refs_resolve(ssot: Ssot) -> Iterator[Problem]:
+    """Every host reference in every SSOT file names a host of hosts.yaml."""
+    for stem, src in sorted(ssot.files.items()):
+        for path, value in _host_values(src.data, ()):
+            if value not in ssot.hosts:
+                yield _at(ssot, stem, path, f"names host {value!r}, which hosts.yaml does "
+                                            "not define")
+
+
+def _host_values(node: Any, path: tuple) -> Iterator[tuple[tuple, str]]:
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k in HOST_KEYS and isinstance(v, str):  # ports' `host:` is a number, not a name
+                yield path + (k,), v
+            else:
+                yield from _host_values(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _host_values(v, path + (i,))
 
 
 def _container_ref(ssot: Ssot, stem: str, path: tuple, ref: str, what: str) -> Iterator[Problem]:
@@ -193,7 +218,9 @@ def _under(path: str, root: str) -> bool:
 
 @rule("secrets")
 def secrets_resolve(ssot: Ssot) -> Iterator[Problem]:
-    """Every Infisical path belongs to a stack on an active host; no key is kept twice."""
+    """Every Infisical path belongs to a stack on an active host; no key is kept twice; a
+    generated .env belongs to a stack, lies where its secrets gate scans, is not world-readable
+    and is named like a plaintext secrets file."""
     seen: dict[str, str] = {}
     for sp in ssot.secret_paths:
         path = ("secret_paths", sp.path)
@@ -203,6 +230,21 @@ def secrets_resolve(ssot: Ssot) -> Iterator[Problem]:
             if key in seen:
                 yield _at(ssot, "secrets", path + ("keys", i), f"{key} is also kept at {seen[key]}")
             seen[key] = sp.path
+    for g in ssot.generated_env:
+        path = ("generated_env", g.path)
+        st = ssot.stacks.get(g.stack)
+        if st is None:
+            yield _at(ssot, "secrets", path + ("stack",), f"stack {g.stack!r} is not defined")
+        elif not any(_under(g.path, d) for d in (st.directory, *st.config_roots)):
+            yield _at(ssot, "secrets", path, f"{g.path} is under neither {g.stack}'s directory "
+                                             "nor its config roots, where the gate scans")
+        if int(g.mode, 8) & 0o077:
+            yield _at(ssot, "secrets", path + ("mode",),
+                      f"mode {g.mode} lets others than the owner read the secrets; use 0600")
+        name = g.path.rsplit("/", 1)[-1]
+        if not any(fnmatch.fnmatchcase(name, p) for p in ssot.plaintext_files):
+            yield _at(ssot, "secrets", path, f"{name} matches none of plaintext_files, so "
+                                             "declaring it allows nothing")
 
 
 @rule("observability")
@@ -267,6 +309,11 @@ def retired_only_in_records(ssot: Ssot) -> Iterator[Problem]:
         if d.address and d.address not in ssot.retired_addresses:
             yield _at(ssot, "decommission", ("decommissions", d.host, "address"),
                       f"{d.address} is not in retired.yaml")
+    for i, r in enumerate(ssot.doc["retired_addresses"]):
+        h = ssot.hosts.get(r.get("host") or "")
+        if h is not None and h.active:
+            yield _at(ssot, "retired", ("retired_addresses", i, "host"),
+                      f"{r['address']} is retired, but {h.name} is {h.state}")
 
 
 def _scalars(node: Any, path: tuple) -> Iterator[tuple[tuple, Any]]:

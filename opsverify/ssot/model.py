@@ -48,6 +48,10 @@ class Host:
 class Port:
     host: int
     container: int
+    protocol: str = "tcp"
+
+    def __str__(self) -> str:
+        return f"{self.host}->{self.container}/{self.protocol}"
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class ConfigCheck:
     source: str | None = None  # stack:container the reference is made from
     target: str | None = None  # stack:container it points at
     address: str | None = None
+    when: str | None = None    # "configured": checked only once the app has the keys set
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,28 @@ class SecretPath:
     path: str
     stack: str
     keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GeneratedEnv:
+    """A .env a systemd unit's ExecStartPre writes from Infisical: the one plaintext allowed."""
+
+    path: str
+    stack: str
+    host: str
+    unit: str
+    mode: str  # e.g. "0600"
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A scope item not built yet: reported as SKIP with its reason, never silently absent."""
+
+    name: str
+    family: str
+    phase: str
+    item: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -172,7 +199,8 @@ class Rule:
 
 
 def _ports(raw: list) -> tuple[Port, ...]:
-    return tuple(Port(p, p) if isinstance(p, int) else Port(p["host"], p["container"]) for p in raw)
+    return tuple(Port(p, p) if isinstance(p, int) else
+                 Port(p["host"], p["container"], p.get("protocol", "tcp")) for p in raw)
 
 
 @dataclass
@@ -273,7 +301,7 @@ class Ssot:
             c = self.container(r["from"])
             out.append(ConfigCheck(name, c.host if c else "", r["file"], r["format"],
                                    dict(r["keys"]), r.get("table"), dict(r.get("row", {})),
-                                   r["from"], r["to"], r["address"]))
+                                   r["from"], r["to"], r["address"], r.get("when")))
         for name, s in self.doc.get("app_settings", {}).items():
             out.append(ConfigCheck(name, s["host"], s["file"], s["format"], dict(s["keys"]),
                                    s.get("table"), dict(s.get("row", {}))))
@@ -295,6 +323,14 @@ class Ssot:
     @property
     def plaintext_files(self) -> tuple[str, ...]:
         return tuple(self.doc["plaintext_files"])
+
+    @cached_property
+    def generated_env(self) -> list[GeneratedEnv]:
+        out = []
+        for path, g in self.doc.get("generated_env", {}).items():
+            st = self.stacks.get(g["stack"])
+            out.append(GeneratedEnv(path, g["stack"], st.host if st else "", g["unit"], g["mode"]))
+        return out
 
     @property
     def retired_addresses(self) -> dict[str, str]:
@@ -320,6 +356,11 @@ class Ssot:
     def rules(self) -> list[Rule]:
         return [Rule(n, r["query"], r["op"], float(r["threshold"]), r.get("description", ""))
                 for n, r in self.doc.get("rules", {}).items()]
+
+    @cached_property
+    def planned(self) -> list[Planned]:
+        return [Planned(n, p["family"], p["phase"], p["item"], p["reason"])
+                for n, p in self.doc.get("planned", {}).items()]
 
     @property
     def proxmox_host(self) -> Host | None:

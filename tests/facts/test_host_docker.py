@@ -14,8 +14,10 @@ from pathlib import Path
 import docker
 import pytest
 
+from opsverify.checks import containers
 from opsverify.facts import remote
 from opsverify.redact import SECRET_NAME
+from opsverify.ssot.model import Container, Port
 
 BUSYBOX = "/bin/busybox"
 pytestmark = pytest.mark.skipif(
@@ -72,11 +74,28 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
                               restart_policy={"Name": "always"})
         client.containers.create(image, name="stopped", command=["true"],
                                  network_mode="none").start()
+        # a restart loop of a container without healthcheck: up 3 s, exits 1, restarted
+        client.containers.run(**run, name="looping", command=["sh", "-c", "sleep 3; exit 1"],
+                              restart_policy={"Name": "unless-stopped"})
+        # whose environment a Recyclarr `!env_var` reads; one secret beside the URL
+        client.containers.run(**run, name="recyclarr", command=["sleep", "3600"],
+                              environment={"RADARR_URL": "http://radarr:7878",
+                                           "SONARR_API_KEY": "0123456789abcdef"})
+        # trailarr's P3 fix: UI on the host's 7667, the app's own port 7889; host networking
+        # (as the lab twin runs it) keeps the mapping in HostConfig only
+        # (the SDK refuses that pair client-side; dockerd keeps it with a warning)
+        made = client.api.create_container(
+            image, ["sleep", "3600"], name="trailarr", ports=[7889],
+            host_config={"NetworkMode": "host",
+                         "PortBindings": {"7889/tcp": [{"HostIp": "", "HostPort": "7667"}]}})
+        client.api.start(made["Id"])
         for _ in range(150):
             states = {c.name: (c.attrs["State"].get("Health") or {}).get("Status")
                       for c in client.containers.list(all=True)}
             flappy = client.api.inspect_container("flappy")["RestartCount"]
-            if states["watchtower"] == "healthy" and states["sick"] == "unhealthy" and flappy:
+            looping = client.api.inspect_container("looping")
+            if states["watchtower"] == "healthy" and states["sick"] == "unhealthy" and flappy \
+                    and looping["RestartCount"] and looping["State"]["Running"]:
                 break
             time.sleep(0.2)
         yield sock
@@ -108,7 +127,8 @@ def test_containers_through_the_engine_api(engine: Path) -> None:
     facts = remote._docker(ctx)["docker"]
     assert facts["ok"] is True and facts["error"] is None
     by_name = {c["name"]: c for c in facts["containers"]}
-    assert sorted(by_name) == ["flappy", "plain", "sick", "stopped", "watchtower"]
+    assert sorted(by_name) == ["flappy", "looping", "plain", "recyclarr", "sick", "stopped",
+                               "trailarr", "watchtower"]
     wt = by_name["watchtower"]
     assert (wt["state"], wt["health"], wt["has_healthcheck"], wt["image"]) == \
         ("running", "healthy", True, "opsverify/busybox:test")
@@ -149,3 +169,60 @@ def test_a_silent_socket_times_out(tmp_path: Path) -> None:
     finally:
         listener.close()
     assert facts["ok"] is False and facts["error"] == f"Docker API on {path}: no answer in time"
+
+
+def docker_facts(sock: Path) -> dict:
+    ctx = remote._Context({"budget_s": 20, "files": {"docker_socket": str(sock)}},
+                          time.monotonic() + 20)
+    return remote._docker(ctx)["docker"]
+
+
+def ssot_container(name: str, ports: tuple = (), may_restart: bool = False) -> Container:
+    return Container("download-stack", "vm209", name, "running", False,
+                     "opsverify/busybox:test", ports, may_restart=may_restart)
+
+
+def test_restart_loop_caught_while_running_fails(engine: Path) -> None:
+    """A container without healthcheck, up between two restarts: only its count tells."""
+    for _ in range(100):
+        facts = docker_facts(engine)
+        looping = next(c for c in facts["containers"] if c["name"] == "looping")
+        if looping["state"] == "running" and looping["restart_count"] >= 1:
+            break
+        time.sleep(0.2)
+    assert (looping["state"], looping["has_healthcheck"]) == ("running", False)
+    assert looping["restart_policy"] == "unless-stopped" and facts["now"].endswith("Z")
+    found = containers.check(ssot_container("looping"), {"docker": facts}).problems
+    assert len(found) == 1 and found[0].startswith("restarted: up ")
+    assert "a restart loop caught between restarts" in found[0]
+    assert containers.check(ssot_container("looping", may_restart=True),
+                            {"docker": facts}).problems == []
+    assert containers.check(ssot_container("plain"), {"docker": facts}).problems == []
+    # the count grew since a saved run, even long after the last start
+    before = {"docker": {"ok": True, "containers": [{**looping, "restart_count": 0}]}}
+    later = {"docker": {**facts, "now": "2099-01-01T00:00:00Z"}}
+    assert containers.check(ssot_container("looping"), later, before).problems == [
+        (f"restarted: restart count 0 at the previous saved run, {looping['restart_count']} "
+         "now (the SSOT does not say may_restart)")]
+
+
+def test_published_ports_under_host_networking(engine: Path) -> None:
+    trailarr = next(c for c in docker_facts(engine)["containers"] if c["name"] == "trailarr")
+    assert trailarr["network_mode"] == "host" and trailarr["ports_published"] == []
+    assert trailarr["ports_configured"] == [{"container_port": 7889, "proto": "tcp",
+                                             "host_ip": "", "host_port": 7667}]
+    facts = {"docker": {"ok": True, "containers": [trailarr]}}
+    assert containers.check(ssot_container("trailarr", (Port(7667, 7889),)),
+                            facts).problems == []
+    assert containers.check(ssot_container("trailarr", (Port(7667, 7667),)), facts).problems == [
+        "published ports: expected 7667->7667/tcp, got 7667->7889/tcp (configured)"]
+
+
+def test_one_variable_of_a_container_environment(engine: Path) -> None:
+    ctx = remote._Context({"budget_s": 20, "files": {"docker_socket": str(engine)}},
+                          time.monotonic() + 20)
+    lookup = remote._container_env(ctx)
+    assert lookup("recyclarr", "RADARR_URL") == (None, "http://radarr:7878")
+    assert lookup("recyclarr", "NOT_SET") == (None, None)
+    error, value = lookup("no-such-container", "RADARR_URL")
+    assert value is None and error == "container no-such-container: HTTP 404 from Docker"

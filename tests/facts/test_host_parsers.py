@@ -13,7 +13,7 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from opsverify.facts import parsers
+from opsverify.facts import fstab, parsers
 from opsverify.facts.parsers import ParseError
 from opsverify.redact import SECRET_NAME
 
@@ -62,32 +62,7 @@ def test_proc_mounts_escapes_and_truncation() -> None:
         parsers.parse_proc_mounts("proc /proc proc rw 0 0\nsysfs /sys sys")
 
 
-# --- /etc/fstab ------------------------------------------------------------------------------
-
-def test_fstab_util_linux_fixture_comments_tabs_and_four_fields() -> None:
-    entries = parsers.parse_fstab(sample("fstab_util_linux_fixture.txt"))
-    by_target = {e["target"]: e for e in entries}
-    assert len(entries) == 11
-    assert by_target["/mnt/remote"] == {"source": "foo.com:/mnt/share", "target": "/mnt/remote",
-                                        "fstype": "nfs", "options": ["noauto"], "line": 11}
-    assert by_target["/home/foo"]["source"] == "/dev/mapper/foo"  # tab separated
-    assert by_target["/mnt/gogogo"]["options"] == ["user=SRGROUP/baby", "noauto"]
-
-
-def test_fstab_homelab_escaped_mount_point_and_modes() -> None:
-    by_target = {e["target"]: e for e in parsers.parse_fstab(
-        sample("fstab_homelab_RECONSTRUCTED.txt"))}
-    assert by_target["/mnt/My Media"]["line"] == 6
-    assert by_target["/mnt/media"]["options"][0] == "ro"
-    assert by_target["/"]["options"] == ["errors=remount-ro"]
-
-
-def test_fstab_defaults_and_bad_lines() -> None:
-    [e] = parsers.parse_fstab("  # comment\n\n/dev/x /y\n")
-    assert (e["fstype"], e["options"], e["line"]) == ("auto", ["defaults"], 3)
-    with pytest.raises(ParseError, match="/etc/fstab line 2: expected 2 to 6 fields, got 1"):
-        parsers.parse_fstab("/dev/a /b ext4\nlonely\n")
-
+# --- /etc/fstab: tests/facts/test_host_mounts.py -----------------------------------------------
 
 # --- tailscale status --json -----------------------------------------------------------------
 
@@ -129,6 +104,9 @@ def test_container_with_healthcheck(inspect: dict) -> None:
         "started_at": "2023-07-25T14:55:15.193430103Z", "finished_at": "0001-01-01T00:00:00Z",
         "has_healthcheck": True, "health": "healthy",
         "env": {"VPN_TYPE": "openvpn"},  # OPENVPN_PASSWORD names a secret: never read
+        # exposed (8000/tcp: null), not published: no port binding
+        "network_mode": "wt-contnet_default", "restart_policy": "",
+        "ports_configured": [], "ports_published": [],
     }
 
 
@@ -396,7 +374,7 @@ def only_value_errors(fn, *args) -> None:
 
 
 TEXT_PARSERS = [
-    parsers.parse_proc_mounts, parsers.parse_fstab, parsers.parse_tailscale_status,
+    parsers.parse_proc_mounts, fstab.parse_fstab, parsers.parse_tailscale_status,
     parsers.parse_container_list, parsers.parse_container, parsers.parse_zfs_list,
     parsers.parse_yaml_subset,
     lambda d: parsers.parse_compose_secrets(d, KEYS), lambda d: parsers.assigned_keys(d, KEYS),

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import samples
 
-from opsverify.facts import commands, parsers, remote
+from opsverify.facts import commands, fstab, parsers, remote
 from opsverify.facts.hosts import remote_params, validate_params
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot import load
@@ -202,8 +202,9 @@ def test_secrets_on_the_host_are_names_and_kinds(tree: Tree) -> None:
     stack = facts["stacks"]["s"]
     assert stack["exists"] and stack["complete"]
     assert sorted(stack["plaintext_files"], key=lambda f: f["path"]) == [
-        {"path": str(tree.stack / ".env"), "keys": ["RADARR_API_KEY"]},
-        {"path": str(tree.stack / "sub" / "app.env"), "keys": ["SONARR_API_KEY"]}]
+        {"path": str(tree.stack / ".env"), "keys": ["RADARR_API_KEY"], "mode": "0644"},
+        {"path": str(tree.stack / "sub" / "app.env"), "keys": ["SONARR_API_KEY"],
+         "mode": "0644"}]
     assert stack["compose"] == {"path": str(tree.compose), "exists": True, "error": None,
                                 "secrets": {"RADARR_API_KEY": {"kind": "reference", "line": 4},
                                             "SONARR_API_KEY": {"kind": "literal", "line": 5}}}
@@ -354,7 +355,7 @@ def _calls(tree: ast.AST) -> list[tuple[str, ast.Call, str]]:
     return out
 
 
-SENT_MODULES = [FACTS / "remote.py", FACTS / "parsers.py", FACTS / "commands.py"]
+SENT_MODULES = [FACTS / (m.rsplit(".", 1)[1] + ".py") for m in remote.MODULES]  # all of them
 
 
 @pytest.mark.parametrize("path", SENT_MODULES, ids=lambda p: p.name)
@@ -367,9 +368,10 @@ def test_the_sent_modules_only_read(path: Path) -> None:
     for callee, call, func in _calls(tree):
         root, _, attr = callee.partition(".")
         if root == "os":
-            assert attr in {"open", "fdopen", "fstat", "lstat", "walk", "path.join",
-                            "path.islink", "path.isdir", "path.exists", "path.dirname",
-                            "path.abspath", "pathsep.join", "environ.get"}, callee
+            assert attr in {"open", "fdopen", "fstat", "lstat", "stat", "walk", "listdir",
+                            "path.join", "path.islink", "path.isdir", "path.isfile",
+                            "path.exists", "path.dirname", "path.basename", "path.abspath",
+                            "path.relpath", "path.isabs", "pathsep.join", "environ.get"}, callee
         if root in ("shutil", "subprocess"):
             assert callee in ("shutil.which", "subprocess.run") and func == "run_program", callee
         if callee == "open":
@@ -401,11 +403,16 @@ def test_params_from_the_ssot() -> None:
     assert vm210["pinned_env"] == {"watchtower": ["DOCKER_API_VERSION"]}
     assert vm209["stacks"] == {"download-stack": {
         "directory": "/opt/stacks/download-stack",
-        "compose": "/opt/stacks/download-stack/docker-compose.yml"}}
+        "compose": "/opt/stacks/download-stack/docker-compose.yml",
+        "roots": ["/mnt/docker", "/opt/stacks/download-stack"], "generated": []}}
+    assert vm210["stacks"]["streaming-stack"]["generated"] == [
+        {"path": "/opt/stacks/streaming-stack/.env", "unit": "streaming-stack.service"}]
+    assert vm210["mount_paths"] == ["/mnt/docker", "/mnt/media"]
     [prowlarr] = [c for c in vm209["config_checks"] if c["format"] == "sqlite"]
     assert prowlarr == {"name": "prowlarr->radarr", "file": "/mnt/docker/prowlarr/prowlarr.db",
                         "format": "sqlite", "keys": ["Settings.baseUrl"],
-                        "table": "Applications", "row": {"Name": "Radarr"}}
+                        "table": "Applications", "row": {"Name": "Radarr"},
+                        "container": "prowlarr"}
     assert vm209["retired"] == ["100.117.1.53", "100.92.156.118"]
     assert "RADARR_API_KEY" in vm210["secret_keys"]  # every SSOT key, on every host
 
@@ -415,7 +422,11 @@ def test_params_from_the_ssot() -> None:
     (lambda p: p["retired"].append("100.117.1"), "retired address '100.117.1' is not"),
     (lambda p: p["plaintext_globs"].append("a/.env"), "must be a file name pattern"),
     (lambda p: p["secret_keys"].append("A B"), "secret key: 'A B' is not a variable name"),
-    (lambda p: p["config_checks"][0].update(format="toml"), "format 'toml' is not one of"),
+    (lambda p: p["config_checks"][0].update(format="ini"), "format 'ini' is not one of"),
+    (lambda p: p["mount_paths"].append("mnt/x"), "mount point: 'mnt/x' is not"),
+    (lambda p: p["stacks"]["download-stack"]["roots"].append("x"), "config root: 'x' is not"),
+    (lambda p: p["stacks"]["download-stack"]["generated"].append(
+        {"path": "/opt/.env", "unit": "x; rm -rf /"}), "is not a systemd service name"),
     (lambda p: p["config_checks"][0].update(keys=["a..b"]), "invalid key path 'a..b'"),
 ])
 def test_bad_params_are_refused_with_the_value(change, message: str) -> None:
@@ -428,7 +439,6 @@ def test_bad_params_are_refused_with_the_value(change, message: str) -> None:
 def test_parsers_errors_never_quote_content() -> None:
     secret = "hunter2-" + CANARY
     for call in (lambda: parsers.parse_proc_mounts(secret),
-                 lambda: parsers.parse_fstab(secret + "\n"),
                  lambda: parsers.json_values('{"a": ' + secret, "a"),
                  lambda: parsers.xml_values("<a>" + secret, "a"),
                  lambda: parsers.parse_yaml_subset("a: 1\n" + secret + "\n"),
@@ -436,3 +446,7 @@ def test_parsers_errors_never_quote_content() -> None:
         with pytest.raises(ValueError) as exc:
             call()
         assert CANARY not in str(exc.value)
+    # a broken fstab line is an error of that line, named by number, never by its content
+    for line in (secret, f"{secret} /mnt/x nfs4 ro,password={secret} # {secret}"):
+        entries, errors = fstab.parse_fstab(line + "\n")
+        assert entries == [] and len(errors) == 1 and CANARY not in errors[0]["error"]

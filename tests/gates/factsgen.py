@@ -52,19 +52,23 @@ def host_facts(ssot: Ssot, name: str) -> dict[str, Any]:
                       "error": None if h.tailscale_ip else "tailscale: command not found"},
         "mounts": _root_fs() + [{"source": m.source, "target": m.path, "fstype": m.fstype,
                                  "options": _nfs_options(m.mode, server)} for m in mounts],
+        "automounts": {}, "fstab_errors": [],
         "fstab": [{"source": "UUID=d3a8f783-df75-4dc8-9163-975a891052c0", "target": "/",
                    "fstype": "ext4", "options": ["errors=remount-ro"], "line": 2}]
         + [{"source": m.source, "target": m.path, "fstype": m.fstype,
             "options": [m.mode, "vers=4.2", "_netdev", "nofail"], "line": 3 + i}
            for i, m in enumerate(mounts)],
-        "docker": {"ok": True, "error": None, "containers": [
+        "docker": {"ok": True, "error": None, "now": "2026-02-11T12:00:00Z", "containers": [
             _container(c) for c in ssot.containers if c.host == name]},
         "stacks": {st.name: _stack(ssot, st.name) for st in ssot.stacks_on(name)},
         "stale_refs": [],
         "scan": {"roots": sorted({r for st in ssot.stacks_on(name) for r in st.config_roots}),
                  "files": 40, "bytes": 123456, "skipped": []},
         "config": {c.name: {"file": c.file, "ok": True, "error": None,
-                            "values": {k: [as_read(v, c.format)] for k, v in c.keys.items()}}
+                            # `when: configured` and not configured yet (crosswatch: P3 "Empty
+                            # config"): the keys are there, empty
+                            "values": {k: [""] if c.when else [as_read(v, c.format)]
+                                       for k, v in c.keys.items()}}
                    for c in ssot.config_checks if c.host == name},
         "duration_s": 0.4,
     }
@@ -89,13 +93,30 @@ def _container(c: Any) -> dict[str, Any]:
             "finished_at": "0001-01-01T00:00:00Z" if running else "2026-02-10T09:00:00Z",
             "has_healthcheck": c.healthcheck,
             "health": ("healthy" if running else "unhealthy") if c.healthcheck else None,
-            "env": dict(c.env)}
+            "env": dict(c.env), "network_mode": "download-stack_default"
+            if c.stack == "download-stack" else "streaming-stack_default",
+            "restart_policy": "unless-stopped",
+            "ports_configured": [{"container_port": p.container, "proto": p.protocol,
+                                  "host_ip": "", "host_port": p.host} for p in c.ports],
+            # bound on IPv4 and IPv6 while running, as dockerd reports them
+            "ports_published": [{"container_port": p.container, "proto": p.protocol,
+                                 "host_ip": ip, "host_port": p.host}
+                                for p in c.ports for ip in ("0.0.0.0", "::")] if running else []}
 
 
 def _stack(ssot: Ssot, stack: str) -> dict[str, Any]:
     st = ssot.stacks[stack]
     keys = [k for sp in ssot.secret_paths if sp.stack == stack for k in sp.keys]
-    return {"directory": st.directory, "exists": True, "plaintext_files": [],
+    generated = [g for g in ssot.generated_env if g.stack == stack]
+    return {"directory": st.directory, "exists": True,
+            "scanned": sorted({st.directory, *st.config_roots}),
+            "plaintext_files": [{"path": g.path, "keys": [], "mode": g.mode} for g in generated],
+            "generated": [{"path": g.path, "unit": g.unit, "exists": True, "mode": g.mode,
+                           "uid": 0, "world_readable": False, "regular": True,
+                           "git": {"repo": None, "tracked": False, "error": None},
+                           "generator": {"file": f"/etc/systemd/system/{g.unit}", "dropins": [],
+                                         "writes_file": True, "runs_infisical": True,
+                                         "error": None}} for g in generated],
             "compose": {"path": st.compose_path, "exists": True, "error": None,
                         "secrets": {k: {"kind": "reference", "line": 10 + i}
                                     for i, k in enumerate(keys)}}}
@@ -193,7 +214,12 @@ class Run:
     output: str = field(repr=False, default="")
 
     def failing(self) -> dict[str, str]:
-        return {k: o.message for k, o in self.outcomes.items() if o.status != "passed"}
+        """Tests that did not pass; a SKIP (a planned item, an unconfigured reference) is not."""
+        return {k: o.message for k, o in self.outcomes.items()
+                if o.status not in ("passed", "skipped")}
+
+    def skipped(self) -> dict[str, str]:
+        return {k: o.message for k, o in self.outcomes.items() if o.status == "skipped"}
 
 
 CREDENTIALS = ("CLOUDFLARE_API_TOKEN", "INFISICAL_CLIENT_ID", "INFISICAL_CLIENT_SECRET",

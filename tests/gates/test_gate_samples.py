@@ -9,7 +9,7 @@ import samples
 import yaml
 
 from opsverify.checks import containers, decom, mounts, observability, reachability, routes
-from opsverify.facts import api_cloudflare, api_prometheus, api_proxmox, parsers
+from opsverify.facts import api_cloudflare, api_prometheus, api_proxmox, fstab, parsers
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot.model import Container, Decommission, Host, Mount, Route, Rule, ScrapeTarget
 
@@ -23,8 +23,9 @@ def sample_json(name: str) -> Any:
 
 
 def mount_facts() -> dict[str, Any]:
+    entries, errors = fstab.parse_fstab(sample("fstab_homelab_RECONSTRUCTED.txt"))
     return {"mounts": parsers.parse_proc_mounts(sample("proc_mounts_homelab_RECONSTRUCTED.txt")),
-            "fstab": parsers.parse_fstab(sample("fstab_homelab_RECONSTRUCTED.txt"))}
+            "fstab": entries, "fstab_errors": errors}
 
 
 def nfs(path: str, source: str, mode: str, fstype: str = "nfs4") -> Mount:

@@ -33,7 +33,13 @@ MESSAGES = {
                              "PVEAuditor?)",
     "infisical-keys-imported": "",  # not drift: every gate passes
     "infisical-import-key-missing": "missing keys: LASTFM_SECRET",
+    "fstab-broken-line-vm210": "Mount vm210:/mnt/media: fstab: /etc/fstab line 6: dump (5th "
+                               "field) is not a number; mount(8) and systemd skip this line",
+    "restart-loop-vm209": "Container download-stack:unpackerr on vm209: restart",
 }
+# What the clean twin leaves open on purpose, with the reason every report shows.
+SKIPPED = {"test_planned[grafana-dashboards]": "planned (P8)", "test_planned[loki]": "planned (P8)",
+           "test_config[crosswatch->jellyfin]": "crosswatch->jellyfin: not configured yet"}
 EXIT = {"fail": 1, "unreachable": 4, "pass": 0}  # ops verify: FAIL, only UNREACHABLE, all PASS
 
 
@@ -53,7 +59,10 @@ def test_clean_twin_passes_every_gate(verify, twin) -> None:
     code, results, text = verify()
     assert failing(results) == {}, text
     assert code == 0
-    assert results["counts"]["pass"] == len(results["tests"]) >= 100
+    skipped = {t["name"]: t["message"] for t in results["tests"] if t["outcome"] == "skip"}
+    assert set(skipped) == set(SKIPPED), skipped
+    assert all(skipped[name].startswith(why) for name, why in SKIPPED.items()), skipped
+    assert results["counts"]["pass"] + len(SKIPPED) == len(results["tests"]) >= 100
     assert {t["family"] for t in results["tests"]} >= {
         "ssot", "reachability", "mounts", "containers", "services", "routes", "secrets",
         "stale_refs", "wiring", "decom", "observability"}

@@ -10,7 +10,7 @@ from typing import Any
 import docker
 import pytest
 
-from opsverify.lab import drift, drift_api, hosts
+from opsverify.lab import drift, drift_api, drift_host, hosts
 from opsverify.lab.snapshot import diff, snapshot
 from opsverify.ssot import load
 
@@ -125,6 +125,17 @@ CHANGED: dict[str, Callable[[Any], None]] = {
     "sshd-frozen-vm209": lambda lab: _assert(
         {_proc_state(p) for p in hosts.sshd_pids(lab.holder("vm209"))} == {"T"}
         and ssh_result(lab, "vm209")["error"] == "timeout"),
+    "fstab-broken-line-vm210": lambda lab: _assert(
+        b"/mnt/media nfs4 ro,vers=4.2,_netdev,nofail  # " in read(lab, "vm210", "/etc/fstab")
+        and b"/mnt/docker nfs4 rw,vers=4.2,_netdev,nofail 0 0  # " in read(lab, "vm210",
+                                                                        "/etc/fstab")
+        and "ro" in mount(lab, "vm210", "/mnt/media")["options"]),
+    "restart-loop-vm209": lambda lab: _assert(
+        container(lab, "vm209", "unpackerr")["RestartCount"] >= 1
+        and container(lab, "vm209", "unpackerr")["Config"]["Cmd"] == drift_host.LOOP_COMMAND
+        and container(lab, "vm209", "unpackerr")["HostConfig"]["RestartPolicy"]["Name"]
+        == "unless-stopped" and not container(lab, "vm209", "unpackerr")["Config"].get(
+            "Healthcheck")),
     "hung-nfs-vm209": lambda lab: _assert("rc=124" in lab.ops(
         "lab", "ssh", "vm209", "--", "timeout -k 1 2 ls /mnt/docker/prowlarr; echo rc=$?",
         check=False).stdout),

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from opsverify.facts import parsers
 from opsverify.lab.standins import tailscale_cli, zfs_cli
 
 STANDINS = Path(tailscale_cli.__file__).parent
@@ -91,6 +92,23 @@ def test_stopped(tailscale, ts_state):
     ip = tailscale(ts_state, "ip", "-4")
     assert (ip.returncode, ip.stdout, ip.stderr) == (
         1, "", "no current Tailscale IPs; state: Stopped\n")
+
+
+def test_logged_out_as_real_tailscale(tailscale, ts_state, sample, gaps):
+    """cmd/tailscale/cli/status.go: with --json the status is printed and runStatus returns
+    nil (exit 0) before any state check; only the text form exits 1 when logged out."""
+    _set(ts_state, backend_state="NeedsLogin", auth_url="https://login.tailscale.com/a/xxxxxx")
+    result = tailscale(ts_state, "status", "--json")
+    assert result.returncode == 0 and result.stderr == ""
+    status = json.loads(result.stdout)
+    assert gaps(sample("tailscale_status_json_needslogin_issue1680_EXCERPT.json"), status) == []
+    assert (status["BackendState"], status["TailscaleIPs"], status["AuthURL"]) == (
+        "NeedsLogin", None, "https://login.tailscale.com/a/xxxxxx")
+    assert parsers.parse_tailscale_status(result.stdout) == {
+        "backend_state": "NeedsLogin", "ips": [], "online": False}
+    text = tailscale(ts_state, "status")
+    assert (text.returncode, text.stdout) == (
+        1, "Logged out.\n\nLog in at: https://login.tailscale.com/a/xxxxxx\n")
 
 
 def test_daemon_down(tailscale, ts_state, tmp_path):

@@ -131,12 +131,13 @@ def test_terminal_ends_with_the_summary_and_unreachable_once_per_source(mixed: t
     assert lines[start] == ("ops verify: 1/10 PASS, 2 FAIL, 3 UNREACHABLE, 3 ERROR, 1 SKIP "
                             "(2 families, 2 hosts, " + lines[start].split("hosts, ")[1])
     tail = lines[start + 1:]
-    assert tail[:7] == [
+    assert tail[:8] == [
         "  ERROR broken::test_broken.py: ModuleNotFoundError: No module named 'nope'",
         "  FAIL  demo::test_drift: Mount vm210:/mnt/media: mode: expected ro, got rw",
         "  FAIL  demo::test_plain_assert: mode differs assert 'rw' == 'ro' - ro + rw",
         "  ERROR demo::test_bug: KeyError: 'restart_count'",
         "  ERROR demo::test_leaky_bug: ValueError: token ******** rejected",
+        "  SKIP  demo::test_skipped: not on this homelab",  # a SKIP says why, never absent
         "  cloudflare UNREACHABLE: HTTP 500 from the API — 1 test not run",
         "  vm209 UNREACHABLE: ssh: connection refused — 2 tests not run"]
     # A drift or an unreachable host reads as one line, never as a traceback.

@@ -84,6 +84,23 @@ def test_prometheus_text_parses_and_says_failure_without_results() -> None:
                      "opsverify_last_run_success", "opsverify_last_run_exit_code"}
 
 
+def test_skip_reason_in_every_output() -> None:
+    """A planned item (SKIP) says why in the terminal, JUnit and the Prometheus textfile."""
+    res = fake({"pass": 1, "skip": 1})
+    res["tests"][1]["message"] = 'planned (P8): Configure Loki log collection: "not deployed"'
+    assert results.detail_lines(res) == [
+        ('  SKIP  mounts::test_mount[skip0]: planned (P8): Configure Loki log collection: '
+        '"not deployed"')]
+    root = ET.fromstring(results.junit_xml(res))
+    assert [e.get("message") for e in root.iter("skipped")] == [res["tests"][1]["message"]]
+    text = results.prometheus_text(res, now=1.7e9, code=0)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples[("opsverify_skipped", (("family", "mounts"), (
+        "reason", 'planned (P8): Configure Loki log collection: "not deployed"'),
+        ("test", "test_mount[skip0]")))] == 1
+
+
 def _hammer(path: str, body: str) -> None:
     for _ in range(200):
         results.write_atomic(Path(path), body)
