@@ -9,18 +9,33 @@ and config files by the values of the keys the SSOT names (never a key that name
 host:<name>  (one remote command per host; see opsverify/facts/commands.py)
     hostname:    str                               # `hostname` of the host
     tailscale:   {ok: bool, error: str|None, backend_state: str|None, ips: [str],
-                  online: bool|None}
-    mounts:      [{source, target, fstype, options: [str]}]      # /proc/mounts, unescaped
-    fstab:       [{source, target, fstype, options: [str], line: int}]
-    docker:      {ok: bool, error: str|None, containers: [{
+                  online: bool|None}                      # ok with an error: the state was
+                                                          # printed before a non-zero exit
+    mounts:      [{source, target, fstype, options: [str]}]      # /proc/mounts, unescaped,
+                                                          # read again after a trigger
+    automounts:  {<SSOT mount point>: {triggered: bool, mounted: bool, error: str|None}}
+                                                          # an idle systemd automount found
+    fstab:       [{source, target, fstype, options: [str], line: int}]  # lines libmount takes
+    fstab_errors: [{line: int, target: str|None, error}]  # lines mount(8) and systemd skip
+    docker:      {ok: bool, error: str|None, now: str,    # now: the host's UTC clock
+                  containers: [{
                     name, id, image,                      # image = Config.Image as deployed
                     state,                                # created|running|restarting|exited|...
                     restarting: bool, restart_count: int, started_at: str, finished_at: str,
                     has_healthcheck: bool, health: "healthy"|"unhealthy"|"starting"|None,
-                    env: {NAME: value}                    # only the names the SSOT pins
-                 }]}
+                    env: {NAME: value},                   # only the names the SSOT pins
+                    network_mode: str, restart_policy: str,
+                    ports_configured, ports_published: [{container_port: int, proto,
+                        host_ip, host_port: int|None}]    # HostConfig.PortBindings and
+                 }]}                                      # NetworkSettings.Ports
     stacks:      {<stack>: {directory, exists: bool,
-                    plaintext_files: [{path, keys: [SSOT secret key names found in it]}],
+                    plaintext_files: [{path, keys: [SSOT secret key names found in it],
+                                       mode: str|None}],  # below the directory and every root
+                    scanned: [str],                       # the directories walked
+                    generated: [{path, unit, exists, mode, uid, world_readable,
+                                 git: {repo, tracked: bool|None, error},
+                                 generator: {file, dropins, writes_file: bool,
+                                             runs_infisical: bool, error}}],
                     complete: bool,                       # False: the time budget cut the walk
                     skipped: [{path, reason}],            # unreadable dirs, symlinks not followed
                     compose: {path, exists: bool, error: str|None,
@@ -36,7 +51,9 @@ host:<name>  (one remote command per host; see opsverify/facts/commands.py)
                   media_skipped: int,                     # images/video/audio, by magic bytes
                   complete: bool}                         # False: the time budget cut the scan
     config:      {<check name>: {file, ok: bool, error: str|None,
-                                 values: {<key path>: [values found]}}}
+                                 values: {<key path>: [values found]},
+                                 via: {<key path>: ["!env_var NAME"|"!secret KEY"]},
+                                 unresolved: {<key path>: [why]}}}  # never compared as literals
     zfs:         {ok: bool, error: str|None, datasets: [str]}   # Proxmox host only
     errors:      {<section>: str}                         # a section that failed or hung
                                                           # (hostname, mounts, fstab, ...)
