@@ -17,21 +17,22 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
-import threading
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from opsverify.redact import scrub, scrub_obj
+from opsverify.redact import safe, scrub, scrub_obj, visible
 from opsverify.verdict import ERROR, FAIL, PASS, SKIP, UNREACHABLE
 
 FORMAT = "opsverify-results/1"
 OUTCOMES = (PASS, FAIL, UNREACHABLE, ERROR, SKIP)
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 4
 MAX_MESSAGE = 2000  # a message is one line; a findings list can still be long
+REPORT_MODE = 0o640  # reports hold evidence; the process umask may make them stricter
 
 
 class ResultsError(Exception):
@@ -39,8 +40,8 @@ class ResultsError(Exception):
 
 
 def one_line(text: str) -> str:
-    """text on one line, scrubbed and bounded."""
-    flat = " ".join(scrub(str(text)).split())
+    """text on one line, scrubbed, control characters visible (\\x1b), bounded."""
+    flat = visible(" ".join(scrub(str(text)).split()))
     return flat if len(flat) <= MAX_MESSAGE else flat[:MAX_MESSAGE - 3] + "..."
 
 
@@ -101,20 +102,33 @@ def detail_lines(results: dict[str, Any]) -> list[str]:
         shown = reason.removeprefix(f"{source}: ")
         lines.append(f"  {display_source(source)} UNREACHABLE: {shown} — "
                      f"{n} test{'s' if n != 1 else ''} not run")
-    return [scrub(line) for line in lines]
+    return [safe(line) for line in lines]
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Write text to path via a temporary file and rename: readers see old or new, never half."""
+def write_atomic(path: Path, text: str, mode: int = REPORT_MODE) -> None:
+    """Write text to path via a temporary file and rename: readers see old or new, never half.
+
+    The temporary file is new (O_EXCL: no file or symlink someone placed there is written
+    through; its name is random too), created with `mode` minus the umask (a systemd unit's
+    UMask=0027 holds), and renamed over path (a symlink at path is replaced, not followed).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            fd = os.open(tmp, flags, mode)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"{path.parent}: no unused temporary file name")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -141,42 +155,50 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
+def _x(value: Any) -> str:
+    """A value as JUnit shows it: scrubbed, and nothing XML 1.0 cannot hold (control
+    characters from hosts become visible escapes)."""
+    return safe(str(value), lines=True)
+
+
 def junit_xml(results: dict[str, Any]) -> str:
-    """JUnit XML, one testsuite per family. FAIL is <failure>; UNREACHABLE and ERROR are <error>."""
+    """JUnit XML, one testsuite per family. FAIL is <failure>; UNREACHABLE and ERROR are <error>.
+
+    Well-formed XML 1.0 whatever the hosts wrote: every value passes through _x()."""
     tests = results["tests"]
     c = results["counts"]
     root = ET.Element("testsuites", name="opsverify", tests=str(len(tests)),
                       failures=str(c[FAIL]), errors=str(c[UNREACHABLE] + c[ERROR]),
                       skipped=str(c[SKIP]), time=f"{results['duration_s']:.3f}",
-                      timestamp=results["started"])
+                      timestamp=_x(results["started"]))
     host = socket.gethostname()
     for family in sorted({t["family"] for t in tests}):
         mine = [t for t in tests if t["family"] == family]
         fc = count(mine)
         suite = ET.SubElement(
-            root, "testsuite", name=family, tests=str(len(mine)), failures=str(fc[FAIL]),
+            root, "testsuite", name=_x(family), tests=str(len(mine)), failures=str(fc[FAIL]),
             errors=str(fc[UNREACHABLE] + fc[ERROR]), skipped=str(fc[SKIP]),
-            time=f"{sum(t['duration_s'] for t in mine):.3f}", timestamp=results["started"],
-            hostname=host)
+            time=f"{sum(t['duration_s'] for t in mine):.3f}", timestamp=_x(results["started"]),
+            hostname=_x(host))
         props = ET.SubElement(suite, "properties")
-        ET.SubElement(props, "property", name="ssot", value=results["ssot"])
+        ET.SubElement(props, "property", name="ssot", value=_x(results["ssot"]))
         for r in results["relaxations"]:
-            ET.SubElement(props, "property", name="relaxation", value=r)
+            ET.SubElement(props, "property", name="relaxation", value=_x(r))
         for t in mine:
-            case = ET.SubElement(suite, "testcase", classname=f"gates.test_{family}",
-                                 name=t["name"], time=f"{t['duration_s']:.3f}",
-                                 file=t["id"].split("::", 1)[0])
+            case = ET.SubElement(suite, "testcase", classname=_x(f"gates.test_{family}"),
+                                 name=_x(t["name"]), time=f"{t['duration_s']:.3f}",
+                                 file=_x(t["id"].split("::", 1)[0]))
             _outcome_element(case, t)
     ET.indent(root)
     return scrub('<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, "unicode") + "\n")
 
 
 def _outcome_element(case: ET.Element, t: dict[str, Any]) -> None:
-    o, msg = t["outcome"], t["message"]
+    o, msg = t["outcome"], _x(t["message"])
     if o == FAIL:
         ET.SubElement(case, "failure", message=msg, type="Drift").text = msg
     elif o == UNREACHABLE:
-        source = t.get("source") or ""
+        source = _x(t.get("source") or "")
         text = f"UNREACHABLE {display_source(source)}: {msg.removeprefix(source + ': ')}"
         ET.SubElement(case, "error", message=text, type="Unreachable").text = text
     elif o == ERROR:
@@ -186,7 +208,8 @@ def _outcome_element(case: ET.Element, t: dict[str, Any]) -> None:
 
 
 def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    # control characters first (as \\xNN), then the backslashes of those escapes too
+    return visible(value).replace("\\", "\\\\").replace('"', '\\"')
 
 
 def prometheus_text(results: dict[str, Any] | None, *, now: float, code: int) -> str:

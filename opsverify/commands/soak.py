@@ -16,6 +16,7 @@ from opsverify.commands.verify import (
     add_selection_args,
     check_args,
     load_ssot,
+    refuse_settings,
     selection_flags,
 )
 from opsverify.results import write_atomic
@@ -73,7 +74,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _fail(message: str, code: int = 2) -> int:
-    print(redact.scrub(f"ops soak: {message}"), file=sys.stderr)
+    print(redact.safe(f"ops soak: {message}"), file=sys.stderr)
     return code
 
 
@@ -106,7 +107,7 @@ def _start(args: argparse.Namespace, directory: Path) -> Path | int:
     if problem:
         return _fail(problem)
     ssot = load_ssot(args.ssot)
-    if ssot is None:
+    if ssot is None or refuse_settings(ssot, "ops soak"):
         return 2
     unknown = [h for h in args.host if h not in ssot.hosts]
     if unknown:
@@ -148,8 +149,10 @@ def _verdict(path: Path, html: Path | None = None) -> int:
     verdict, reasons = soak.verdict()
     target = html or path.with_suffix(".html")
     write_atomic(target, report.render(soak))
-    print(redact.scrub(f"ops soak {header['name']}: {verdict} ({soak.done}/{soak.expected} runs, "
-                       f"{len(soak.gates)} gates){': ' + '; '.join(reasons) if reasons else ''}"))
+    if soak.unreadable and soak.unreadable_text not in reasons:
+        reasons = [*reasons, soak.unreadable_text]
+    print(redact.safe(f"ops soak {header['name']}: {verdict} ({soak.done}/{soak.expected} runs, "
+                      f"{len(soak.gates)} gates){': ' + '; '.join(reasons) if reasons else ''}"))
     print(f"ops soak: report {target}")
     return VERDICT_EXIT[verdict]
 

@@ -98,7 +98,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _fail(message: str, code: int = results.EXIT_USAGE) -> int:
-    print(redact.scrub(f"ops verify: {message}"), file=sys.stderr)
+    print(redact.safe(f"ops verify: {message}"), file=sys.stderr)
     return code
 
 
@@ -140,10 +140,23 @@ def load_ssot(path: Path | None) -> ssot_pkg.Ssot | None:
         return ssot_pkg.load(path, strict=False)
     except ssot_pkg.SsotInvalid as exc:
         for problem in exc.problems:
-            print(redact.scrub(str(problem)), file=sys.stderr)
+            print(redact.safe(str(problem)), file=sys.stderr)
         n = len(exc.problems)
         print(f"ops verify: invalid SSOT: {n} problem{'s' if n != 1 else ''}", file=sys.stderr)
         return None
+
+
+def refuse_settings(ssot: ssot_pkg.Ssot, command: str) -> bool:
+    """Print why the environment's settings are unsafe (never a value); True if they are."""
+    from opsverify.settings import Settings
+
+    users = [p.auth["subsonic_user"] for p in ssot.probes if "subsonic_user" in p.auth]
+    names = [p.auth[k] for p in ssot.probes
+             for k in ("secret", "subsonic_user", "subsonic_password") if k in p.auth]
+    problems = Settings.from_env().problems(names=names, users=users)
+    for problem in problems:
+        print(redact.safe(f"{command}: {problem}"), file=sys.stderr)
+    return bool(problems)
 
 
 def pytest_argv(args: argparse.Namespace, json_path: Path) -> list[str]:
@@ -187,6 +200,9 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             _fail(f"unknown host {', '.join(unknown)} (SSOT hosts: {', '.join(ssot.hosts)})")
         # The nightly textfile must say this run failed, not keep last night's success.
+        write_reports(args, None, results.EXIT_USAGE)
+        return results.EXIT_USAGE
+    if refuse_settings(ssot, "ops verify"):
         write_reports(args, None, results.EXIT_USAGE)
         return results.EXIT_USAGE
     with tempfile.TemporaryDirectory(prefix="opsverify-") as tmp:

@@ -4,7 +4,9 @@ Collectors produce facts; gates compare them with the SSOT. This is the contract
 two: one JSON object per *source*, saved by `--save-facts DIR` as DIR/<source>.json (":" -> "-")
 and replayed by `--facts DIR`. A source that could not be asked is saved as
 {"unreachable": "<reason>"}. Facts never hold a secret value: secrets are reported by name,
-and config files by the values of the keys the SSOT names (never a key that names a secret).
+and config files by the values of the keys the SSOT names: a value at or below a key that
+names a secret (parsers.SECRET_NAME) only as "<secret: present>" or "<secret: absent>", a `*`
+path only its scalar leaves, never a subtree (likewise a probe's `json`).
 
 host:<name>  (one remote command per host; see opsverify/facts/commands.py)
     hostname:    str                               # `hostname` of the host

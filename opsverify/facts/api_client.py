@@ -171,7 +171,9 @@ def api_message(body: bytes) -> str | None:
 
 def short(text: str, limit: int = 200) -> str:
     """One line, scrubbed of secrets, at most `limit` characters."""
-    text = redact.scrub(" ".join(str(text).split()))
+    # Scrubbed before the whitespace is collapsed: an echoed secret holding two spaces or a
+    # tab must still match; then control characters are made visible.
+    text = redact.visible(" ".join(redact.scrub(str(text)).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -241,7 +243,9 @@ class Api:
             kind = {httpx.ConnectTimeout: "connect", httpx.ReadTimeout: "no answer",
                     httpx.WriteTimeout: "write", httpx.PoolTimeout: "pool"}.get(type(exc), "")
             raise self.fail(f"{where}: timed out after {budget:.2g} s ({kind})") from None
-        except (httpx.HTTPError, httpx.InvalidURL, ssl.SSLError, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, ssl.SSLError, OSError, ValueError) as exc:
+            # ValueError: a header value httpx cannot encode (UnicodeEncodeError) is this
+            # request's failure, never the whole source's
             raise self.fail(f"{where}: {_clean(exc)}") from None
         return Reply(method, _plain_url(full), response.status_code, response.reason_phrase,
                      response.headers, body, time.monotonic() - start)

@@ -11,6 +11,7 @@ no path to is `unreachable` (reach.py): the verifier's own lack of a path is not
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import secrets
 import time
@@ -21,10 +22,10 @@ from typing import Any
 import httpx
 
 from opsverify import redact
-from opsverify.facts import reach, xmlbody
+from opsverify.facts import parsers, reach, xmlbody
 from opsverify.facts.api_client import Api, client_for, decode_json, short
 from opsverify.facts.api_infisical import InfisicalAuth, read_value
-from opsverify.settings import Settings
+from opsverify.settings import Settings, secret_problem
 from opsverify.ssot import Ssot
 from opsverify.ssot.model import Probe, Route
 from opsverify.verdict import Unreachable
@@ -79,7 +80,12 @@ def body_facts(body: bytes, expect: Mapping[str, Any], content_type: str = "") -
         except ValueError:
             doc, out["error"] = None, f"the response is not JSON ({short(str(exc), 80)})"
     for path in values:
-        found = json_path(doc, path)
+        # As the fact script reads config files: a secret-named key's value only as present or
+        # absent, whatever the path; through `*` only scalar leaves; never a subtree.
+        try:
+            found = parsers.values_at(doc, path)
+        except parsers.ParseError:  # not a key path (the SSOT schema keeps these out)
+            found = []
         if found:
             out["json"][path] = found if "*" in path.split(".") else found[0]
     out["json_keys"] = {path: bool(json_path(doc, path)) for path in keys}
@@ -123,17 +129,37 @@ def authenticate(probe: Probe, values: Mapping[str, str]
     return query, headers
 
 
-class _Secrets:
-    """Secret values by name: the environment first, then Infisical."""
+def cleartext_to(url: str) -> str | None:
+    """The host a credential would cross the network to in clear text, or None: https, or http
+    to loopback or a Tailscale address (100.64.0.0/10, inside WireGuard) is not clear text."""
+    split = httpx.URL(url)
+    if split.scheme == "https":
+        return None
+    try:
+        address = ipaddress.ip_address(split.host)
+    except ValueError:
+        return split.host
+    private = address.is_loopback or address in ipaddress.ip_network("100.64.0.0/10")
+    return None if private else split.host
 
-    def __init__(self, ssot: Ssot, api: Api, auth: InfisicalAuth, env: Mapping[str, str]):
+
+class _Secrets:
+    """Secret values by name: the environment first, then Infisical; checked once, when read."""
+
+    def __init__(self, ssot: Ssot, api: Api, auth: InfisicalAuth, env: Mapping[str, str],
+                 allow_short: bool = False):
         self.ssot, self.api, self.auth, self.env = ssot, api, auth, env
+        self.allow_short = allow_short
+        # A Subsonic user name is sent hashed with nothing; it is masked, but may be short.
+        self.users = {p.auth["subsonic_user"] for p in ssot.probes if "subsonic_user" in p.auth}
 
     def get(self, name: str) -> str:
         value = self._fetch(name)
-        # httpx would refuse it with an error quoting the value, escaped past the scrubber.
-        if any(c in value for c in "\r\n\0"):
-            raise SecretUnavailable(f"{name} holds a line break or NUL (a trailing newline?)")
+        # httpx would refuse a control character with an error quoting the value, escaped past
+        # the scrubber, and a non-ASCII one with an exception; neither is ever sent.
+        problem = secret_problem(name, value, self.allow_short or name in self.users)
+        if problem:
+            raise SecretUnavailable(problem)
         return value
 
     def _fetch(self, name: str) -> str:
@@ -159,6 +185,10 @@ def probe(api: Api, p: Probe, values: Mapping[str, Future[str]]) -> dict[str, An
         facts["error"] = f"no URL: container {p.container} is not in the SSOT"
         return facts
     try:
+        clear = cleartext_to(p.url) if secret_names(p) else None
+        if clear:
+            raise SecretUnavailable(f"{', '.join(secret_names(p))} would cross the network to "
+                                    f"{clear} in clear text (http, not a Tailscale address)")
         query, headers = authenticate(p, {n: values[n].result() for n in secret_names(p)})
     except SecretUnavailable as exc:
         facts["auth_error"] = facts["error"] = f"not asked: {exc}"
@@ -201,7 +231,8 @@ def collect(ssot: Ssot, settings: Settings, client: httpx.Client | None = None,
     env = os.environ if env is None else env
     with client_for(SOURCE, settings, client) as http:
         api = Api(SOURCE, http, settings)
-        store = _Secrets(ssot, api, auth or InfisicalAuth(settings), env)
+        store = _Secrets(ssot, api, auth or InfisicalAuth(settings), env,
+                         settings.allow_short_secrets)
         names = sorted({n for p in ssot.probes for n in secret_names(p)})
         jobs = len(names) + len(ssot.probes) + len(ssot.routes)
         with ThreadPoolExecutor(max_workers=max(1, min(MAX_WORKERS, jobs)),

@@ -471,32 +471,37 @@ def _container_env(ctx: _Context) -> configs.EnvLookup:
     return lookup
 
 
-def config_values(check: dict[str, Any], secret_name: re.Pattern,
+def config_values(check: dict[str, Any], secret_name: re.Pattern | None = None,
                   env: configs.EnvLookup | None = None) -> dict[str, Any]:
-    """{file, ok, error, values} of one SSOT config check; never reads a secret-named key."""
+    """{file, ok, error, values} of one SSOT config check; never a secret-named key's value.
+
+    A path that names a secret is refused; a value reached through `*` below a secret-named
+    key reads only as present or absent (parsers.SECRET_NAME, applied whatever PARAMS say).
+    """
     entry: dict[str, Any] = {"file": check["file"], "ok": False, "error": None, "values": {}}
     keys = list(check.get("keys") or [])
-    refused = [k for k in keys if any(secret_name.search(s) for s in str(k).split("."))]
+    refused = [k for k in keys if any(parsers.secret_named(s, secret_name)
+                                      for s in str(k).split("."))]
     if refused:
         entry["error"] = f"refused: key path {refused[0]} names a secret"
         return entry
     try:
         if check["format"] == "sqlite":
-            entry["values"] = _sqlite_values(check, keys)
+            entry["values"] = _sqlite_values(check, keys, secret_name)
         else:
             data = read_file(check["file"]) or b""
             if check["format"] == "yaml":
                 doc = parsers.parse_yaml_subset(data)
-                entry["values"] = {k: parsers.values_at(doc, k) for k in keys}
+                entry["values"] = {k: parsers.values_at(doc, k, secret_name) for k in keys}
                 configs.resolve_values(entry, check, secret_name, env, read_file)
             elif check["format"] == "toml":
                 doc = configs.load_toml(data)
-                entry["values"] = {k: parsers.values_at(doc, k) for k in keys}
+                entry["values"] = {k: parsers.values_at(doc, k, secret_name) for k in keys}
             elif check["format"] == "json":
                 doc = parsers.load_json(data, "JSON file")
-                entry["values"] = {k: parsers.values_at(doc, k) for k in keys}
+                entry["values"] = {k: parsers.values_at(doc, k, secret_name) for k in keys}
             elif check["format"] == "xml":
-                entry["values"] = {k: parsers.xml_values(data, k) for k in keys}
+                entry["values"] = {k: parsers.xml_values(data, k, secret_name) for k in keys}
             else:
                 raise parsers.ParseError(f"unknown format {check['format']!r}")
     except FileNotFoundError:
@@ -512,7 +517,8 @@ def config_values(check: dict[str, Any], secret_name: re.Pattern,
     return entry
 
 
-def _sqlite_values(check: dict[str, Any], keys: list[str]) -> dict[str, list[Any]]:
+def _sqlite_values(check: dict[str, Any], keys: list[str],
+                   secret_name: re.Pattern | None = None) -> dict[str, list[Any]]:
     path, table, row = check["file"], check.get("table"), check.get("row") or {}
     read_file(path, head=lambda h: True)  # a clear error when missing or not a regular file
     con = _sqlite(path)
@@ -537,7 +543,7 @@ def _sqlite_values(check: dict[str, Any], keys: list[str]) -> dict[str, list[Any
             out[key] = []
             continue
         i = names.index(first)
-        out[key] = [v for r in rows for v in parsers.descend_json(r[i], rest)]
+        out[key] = [v for r in rows for v in parsers.descend_json(r[i], rest, secret_name)]
     return out
 
 

@@ -8,15 +8,14 @@ Gates read facts from the store and never collect anything themselves.
 from __future__ import annotations
 
 import json
-import os
 import threading
+import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Any
 
 from opsverify.redact import scrub_obj
+from opsverify.results import write_atomic
 from opsverify.verdict import Unreachable
 
 Collector = Callable[[], dict[str, Any]]
@@ -50,17 +49,18 @@ class FactStore:
         """Collect the given sources concurrently, each bounded by the deadline."""
         todo = [s for s in dict.fromkeys(sources) if s not in self._facts
                 and s not in self._unreachable]
-        if not todo:
-            return
-        pool = ThreadPoolExecutor(max_workers=min(16, len(todo)), thread_name_prefix="facts")
-        futures = {s: pool.submit(self._collect, s) for s in todo}
-        for source, fut in futures.items():
-            try:
-                fut.result(timeout=self._deadline + 5)
-            except FutureTimeout:
+        # One daemon thread per source, not a pool: a collector hung where no timeout reaches
+        # is abandoned after the deadline, and a daemon thread cannot keep the interpreter
+        # alive at exit (a pool's threads are joined then). Sources are few (hosts + 5 APIs).
+        threads = {s: threading.Thread(target=self._collect, args=(s,), daemon=True,
+                                       name=f"facts-{s}") for s in todo}
+        for thread in threads.values():
+            thread.start()
+        end = time.monotonic() + self._deadline + 5
+        for source, thread in threads.items():
+            thread.join(max(0.0, end - time.monotonic()))
+            if thread.is_alive():
                 self._mark(source, f"no answer within {self._deadline:.0f} s")
-        # A hung collector must not hold the run: its thread is abandoned, not joined.
-        pool.shutdown(wait=False, cancel_futures=True)
 
     def get(self, source: str) -> dict[str, Any]:
         """Facts of one source; raises Unreachable with the reason it could not be asked."""
@@ -87,14 +87,10 @@ class FactStore:
         with self._lock:
             if source not in self._unreachable:
                 self._facts[source] = facts
-        if self._save_dir is not None:
-            self._save(source, facts)
 
     def _mark(self, source: str, reason: str) -> None:
         with self._lock:
             self._unreachable.setdefault(source, reason)
-        if self._save_dir is not None:
-            self._save(source, {"unreachable": reason})
 
     def _replay(self, source: str) -> dict[str, Any]:
         path = self._replay_dir / _file_name(source)
@@ -108,13 +104,20 @@ class FactStore:
             raise Unreachable(source, str(facts["unreachable"]))
         return facts
 
-    def _save(self, source: str, facts: dict[str, Any]) -> None:
-        self._save_dir.mkdir(parents=True, exist_ok=True)
-        path = self._save_dir / _file_name(source)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.{threading.get_ident()}")
-        # Facts hold no secret by contract; scrubbing again costs little and backs that up.
-        tmp.write_text(json.dumps(scrub_obj(facts), indent=1, sort_keys=True, default=str))
-        os.replace(tmp, path)
+    def save(self) -> None:
+        """Write every source's facts to the save directory (--save-facts), at the end of the run.
+
+        Not as each source finishes: a secret another source registers later (a key fetched
+        from Infisical for a probe) must be masked in every file, so all are scrubbed once
+        every collector has run."""
+        if self._save_dir is None:
+            return
+        with self._lock:
+            done = {**{s: {"unreachable": r} for s, r in self._unreachable.items()},
+                    **{s: f for s, f in self._facts.items() if s not in self._unreachable}}
+        for source, facts in sorted(done.items()):
+            write_atomic(self._save_dir / _file_name(source),
+                         json.dumps(scrub_obj(facts), indent=1, sort_keys=True, default=str))
 
     def previous(self, source: str) -> dict[str, Any] | None:
         """The container facts `--save-facts DIR` saved for this source in the previous run."""

@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import re
+import secrets
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -30,6 +33,7 @@ from opsverify.redact import scrub_obj
 
 FORMAT = "opsverify-soak/1"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+MAX_NUMBER = 10 ** 9  # no count, run number, duration or exit code of a soak comes near it
 
 
 class LedgerError(Exception):
@@ -49,9 +53,12 @@ def _line(obj: dict[str, Any]) -> bytes:
 def create(path: Path, header: dict[str, Any]) -> None:
     """Create the ledger holding only its header; LedgerError if it exists."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # A new file of a random name (O_EXCL: nothing placed there beforehand is written through),
+    # mode 0640 minus the umask: the ledger holds every run's messages.
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o640)
     try:
-        with open(tmp, "wb") as f:
+        with os.fdopen(fd, "wb") as f:
             f.write(_line({"type": "header", "format": FORMAT, **header}))
             f.flush()
             os.fsync(f.fileno())
@@ -87,19 +94,115 @@ def read(path: Path) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         f.close()
         raise LedgerError(f"{path}:1: not an opsverify soak ledger")
+    problem = header_problem(header)
+    if problem:
+        f.close()
+        raise LedgerError(f"{path}:1: {problem}")
+    return header, Runs(f)
 
-    def runs() -> Iterator[dict[str, Any]]:
-        with f:
+
+class Runs:
+    """The complete lines of a ledger after its header, parsed, in order; a line that is not
+    JSON is skipped and counted in `unreadable` (a torn last line is the run in flight)."""
+
+    def __init__(self, f: Any):
+        self._f = f
+        self.unreadable = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        with self._f as f:
             for line in f:
                 if not line.endswith(b"\n"):
                     return  # the run in flight when the soak was killed
                 try:
                     run = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):  # truncated or not JSON at all
+                    self.unreadable += 1
                     continue
-                if isinstance(run, dict) and run.get("type") == "run":
-                    yield run
-    return header, runs()
+                yield run  # its content is checked by whoever reads it: run_problem()
+
+
+def _number(value: Any, lo: float = 0) -> bool:
+    """A finite JSON number in [lo, MAX_NUMBER] (not a boolean, NaN or 1e999)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    # an int is compared as an int: math.isfinite() of a 400-digit one raises OverflowError
+    return (isinstance(value, int) or math.isfinite(value)) and lo <= value <= MAX_NUMBER
+
+
+def _when(value: Any) -> bool:
+    """An ISO time with its zone (the report subtracts them: naive and aware do not mix)."""
+    try:
+        return isinstance(value, str) and datetime.fromisoformat(value).tzinfo is not None
+    except ValueError:
+        return False
+
+
+def _strs(value: Any, keys: bool = False) -> bool:
+    items = value.items() if keys and isinstance(value, dict) else None
+    if keys:
+        return items is not None and all(isinstance(k, str) and isinstance(v, str)
+                                         for k, v in items)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def header_problem(h: dict[str, Any]) -> str | None:
+    """What is wrong with a ledger's header line, naming the field; None if it can be used."""
+    if not isinstance(h.get("name"), str):
+        return "header: name is not a string"
+    for key in ("every_s", "for_s"):
+        if not _number(h.get(key)):
+            return f"header: {key} is not a number of seconds"
+    if not isinstance(h.get("expected_runs"), int) or not _number(h["expected_runs"], 1):
+        return "header: expected_runs is not a whole number of runs"
+    if not _strs(h.get("flags")):
+        return "header: flags is not a list of strings"
+    if not (_strs(h.get("may_restart", [])) and isinstance(h.get("ssot", ""), str)):
+        return "header: may_restart or ssot has the wrong type"
+    return None
+
+
+_BOX = {"id": str, "state": str, "health": str, "started_at": str}
+
+
+def run_problem(run: Any) -> str | None:
+    """What is wrong with a run line (a missing key, a wrong type, NaN, a huge number); None if
+    the report can show it. The report trusts nothing else about a line."""
+    if not isinstance(run, dict) or run.get("type", "run") != "run":
+        return "not a run"
+    if not isinstance(run.get("k"), int) or not _number(run["k"], 1):
+        return "k"
+    if not (_when(run.get("started")) and _when(run.get("finished"))):
+        return "started/finished"
+    if not _number(run.get("duration_s")) or not isinstance(run.get("exit_code"), int) \
+            or not _number(run["exit_code"], -MAX_NUMBER):
+        return "duration_s/exit_code"
+    if not isinstance(run.get("error"), (str, type(None))):
+        return "error"
+    counts = run.get("counts")
+    if not isinstance(counts, dict) or not all(isinstance(k, str) and isinstance(n, int)
+                                               and _number(n) for k, n in counts.items()):
+        return "counts"
+    if not (_strs(run.get("relaxations", [])) and _strs(run.get("unreachable", {}), keys=True)):
+        return "relaxations/unreachable"
+    tests = run.get("tests")
+    if not isinstance(tests, dict):
+        return "tests"
+    for tid, t in tests.items():
+        if not (isinstance(t, list) and len(t) == 5 and all(isinstance(v, str) for v in t[:3])
+                and _number(t[3]) and isinstance(t[4], (str, type(None)))):
+            return f"tests[{tid!r}]"
+    boxes = run.get("containers", {})
+    if not isinstance(boxes, dict) or not all(isinstance(b, dict) for b in boxes.values()):
+        return "containers"
+    for host in boxes.values():
+        for name, c in host.items():
+            ok = isinstance(c, dict) and all(isinstance(c.get(k), (t, type(None)))
+                                             for k, t in _BOX.items())
+            count = c.get("restart_count") if isinstance(c, dict) else None
+            if not ok or not (count is None or isinstance(count, int) and _number(count)):
+                return f"containers[{name!r}]"
+    return None
 
 
 class Writer:
@@ -117,12 +220,13 @@ class Writer:
             os.close(self._fd)
             raise LedgerError(f"{path}: this soak is running in another process") from None
         self.repaired = self._cut_torn_tail()
-        header, runs = read(path)
+        header, runs = read(path)  # an unreadable run line does not count as done
         self.header = header
         self.done = 0
         self.last: dict[str, Any] | None = None
         for run in runs:
-            self.done, self.last = self.done + 1, run
+            if run_problem(run) is None:
+                self.done, self.last = self.done + 1, run
 
     def _cut_torn_tail(self) -> int:
         """Truncate after the last newline; return how many bytes of a torn line went."""

@@ -13,7 +13,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from opsverify.redact import scrub
+from opsverify.redact import scrub, visible
+from opsverify.soak.ledger import run_problem
 from opsverify.soak.runner import human
 
 # Outcome codes in the strips; 0 = no result for that run.
@@ -85,6 +86,7 @@ class Soak:
     reach: dict[str, bytearray] = field(default_factory=dict)
     reach_why: dict[str, str] = field(default_factory=dict)  # source -> its last reason
     relaxations: list[str] = field(default_factory=list)
+    unreadable: int = 0  # ledger lines skipped: not JSON, or not a well-formed run
 
     @property
     def done(self) -> int:
@@ -114,14 +116,29 @@ class Soak:
             return FAIL, reasons
         if self.done < self.expected:
             return INCOMPLETE, [f"{self.done} of {self.expected} runs done"]
+        if self.unreadable:  # a run nobody can read might have failed
+            return INCOMPLETE, [self.unreadable_text]
         return PASS, []
+
+    @property
+    def unreadable_text(self) -> str:
+        n = self.unreadable
+        return f"{n} unreadable ledger line{'s' if n != 1 else ''} (skipped)"
 
 
 def analyse(header: dict[str, Any], runs: Iterable[dict[str, Any]]) -> Soak:
     """One pass over the runs; memory grows with gates x runs bytes, not with the ledger."""
     s = Soak(header)
     may = set(header.get("may_restart") or [])
-    for i, run in enumerate(runs):
+
+    def readable() -> Iterable[dict[str, Any]]:
+        for run in runs:  # a line with a missing key, a wrong type, NaN or 1e999 is skipped
+            if run_problem(run) is None:
+                yield run
+            else:
+                s.unreadable += 1
+
+    for i, run in enumerate(readable()):
         bad = False
         for test_id, (family, host, outcome, _dur, message) in run["tests"].items():
             g = s.gates.get(test_id)
@@ -144,6 +161,7 @@ def analyse(header: dict[str, Any], runs: Iterable[dict[str, Any]]) -> Soak:
         s.runs.append({"k": run["k"], "started": run["started"], "finished": run["finished"],
                        "duration_s": run["duration_s"], "exit_code": run["exit_code"],
                        "error": run.get("error"), "counts": run["counts"], "bad": bad})
+    s.unreadable += getattr(runs, "unreadable", 0)  # lines that were not even JSON
     return s
 
 
@@ -257,8 +275,10 @@ def _key(words: dict[int, str], fills: dict[int, str], codes: Iterable[int]) -> 
         f'<span style="background:{fills[c]}"></span>{escape(words[c])}' for c in codes) + "</p>"
 
 
-def _t(text: str) -> str:
-    return escape(str(text))
+def _t(text: Any) -> str:
+    """Any value as HTML text: escaped, control characters visible. Everything from the ledger
+    goes through here, numbers included."""
+    return escape(visible(str(text)))
 
 
 def render(s: Soak) -> str:
@@ -275,12 +295,14 @@ def render(s: Soak) -> str:
         grid_defs([max(1, s.done)]),
         "<table>",
         f"<tr><th>Window</th><td>{_t(window)}</td></tr>",
-        (f"<tr><th>Runs</th><td>{s.done} done / {s.expected} expected, every "
-        f"{human(float(h['every_s']))} for {human(float(h['for_s']))}</td></tr>"),
+        (f"<tr><th>Runs</th><td>{s.done} done / {_t(s.expected)} expected, every "
+        f"{_t(human(float(h['every_s'])))} for {_t(human(float(h['for_s'])))}</td></tr>"),
         f"<tr><th>Selection</th><td class=\"mono\">ops verify {_t(' '.join(h['flags']))}</td></tr>",
         f"<tr><th>SSOT</th><td class=\"mono\">{_t(h.get('ssot', ''))}</td></tr>",
         f"<tr><th>Relaxations</th><td>{_t('; '.join(s.relaxations) or 'none')}</td></tr>",
         f"<tr><th>Gates</th><td>{len(s.gates)}</td></tr>",
+        *([f'<tr><th>Ledger</th><td class="bad">{_t(s.unreadable_text)}</td></tr>']
+          if s.unreadable else []),
         "</table>",
     ]
     if reasons:
@@ -308,9 +330,9 @@ def _runs_section(s: Soak) -> list[str]:
            "<th>Result</th></tr>")]
     for r in sorted(s.runs, key=lambda r: -r["duration_s"])[:10]:
         c = r["counts"]
-        result = _t(r["error"]) if r["error"] else ", ".join(
-            f"{n} {o.upper()}" for o, n in c.items() if n)
-        out.append(f"<tr><td>{r['k']}</td><td>{_t(r['started'])}</td>"
+        result = _t(r["error"]) if r["error"] else _t(", ".join(
+            f"{n} {o.upper()}" for o, n in c.items() if n))
+        out.append(f"<tr><td>{_t(r['k'])}</td><td>{_t(r['started'])}</td>"
                    f"<td>{r['duration_s']:.1f} s</td><td>{result}</td></tr>")
     out.append("</table>")
     return out
@@ -327,9 +349,9 @@ def _duration_chart(s: Soak) -> str:
             f'<polyline fill="none" stroke="#1565c0" stroke-width="1.5" points="{pts}"/>'
             f'<text x="{w + 4}" y="10" font-size="11">{top:.1f} s</text>'
             f'<text x="{w + 4}" y="{hgt}" font-size="11">0 s</text>'
-            f'<text x="0" y="{hgt + 14}" font-size="11">run {s.runs[0]["k"]}</text>'
+            f'<text x="0" y="{hgt + 14}" font-size="11">run {_t(s.runs[0]["k"])}</text>'
             f'<text x="{w}" y="{hgt + 14}" font-size="11" text-anchor="end">'
-            f'run {s.runs[-1]["k"]}</text></svg>')
+            f'run {_t(s.runs[-1]["k"])}</text></svg>')
 
 
 def _flapping(s: Soak) -> list[str]:
@@ -355,8 +377,8 @@ def _failures(s: Soak) -> list[str]:
         first, last = g.first_bad, g.last_bad
         out.append(f'<tr><td class="mono" title="{_t(g.id)}">{_t(g.short)}</td>'
                    f"<td>{g.bad_runs}</td>"
-                   f"<td>run {first[0]} at {_t(first[1])}<br>{_t(first[2])}</td>"
-                   f"<td>run {last[0]} at {_t(last[1])}<br>{_t(last[2])}</td></tr>")
+                   f"<td>run {_t(first[0])} at {_t(first[1])}<br>{_t(first[2])}</td>"
+                   f"<td>run {_t(last[0])} at {_t(last[1])}<br>{_t(last[2])}</td></tr>")
     out.append("</table>")
     return out
 
@@ -417,7 +439,7 @@ def _uptime(c: dict[str, Any], end: str) -> str:
         t0 = datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00"
                                     if "." in started else started.replace("Z", "+00:00"))
         return human((datetime.fromisoformat(end) - t0).total_seconds())
-    except ValueError:
+    except (ValueError, TypeError, OverflowError):  # a start time from a host: anything
         return "?"
 
 

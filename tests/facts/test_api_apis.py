@@ -97,6 +97,7 @@ def test_all_sources_through_the_store_without_a_leak(
     start = time.monotonic()
     store.prefetch(store.sources)
     print(f"\nfive API sources, collected concurrently: {time.monotonic() - start:.2f} s")
+    store.save()  # as --save-facts does, once every source ran
     assert store.unreachable() == {}
     assert store.get("proxmox")["vms"]["201"]["exists"] is True
     assert store.get("proxmox")["vms"]["209"]["exists"] is False
@@ -119,6 +120,7 @@ def test_a_hung_api_costs_one_timeout_and_only_its_source(
         start = time.monotonic()
         store.prefetch(store.sources)
         cost = time.monotonic() - start
+    store.save()
     print(f"\nprometheus hung: the run's API collection took {cost:.2f} s (timeout 1 s)")
     assert list(store.unreachable()) == ["prometheus"]
     assert "timed out after" in store.unreachable()["prometheus"]

@@ -223,7 +223,7 @@ def test_secret_with_a_line_break_is_refused_unquoted(ssot: Ssot, servers: dict[
     facts, _ = collect(ssot, Settings(timeout=2), servers,
                        KEYS | {"RADARR_API_KEY": "canary-nl-3f2e1d\n"})
     assert facts["probes"]["radarr"]["auth_error"] == (
-        "not asked: RADARR_API_KEY holds a line break or NUL (a trailing newline?)")
+        "not asked: RADARR_API_KEY holds a control character (a trailing newline or tab?)")
     assert "canary-nl-3f2e1d" not in json.dumps(facts) + caplog.text
 
 

@@ -94,7 +94,8 @@ def test_a_host_fault_costs_one_timeout_and_marks_only_that_host(scenario, reaso
     assert elapsed <= baseline + TIMEOUT + 5, f"{scenario} cost {elapsed - baseline:.1f} s"
 
 
-def test_changed_host_key_is_accepted_only_with_the_flag_and_the_report_says_so(verify, tmp_path) -> None:
+def test_changed_host_key_is_refused_even_with_the_flag_and_the_report_says_so(verify, tmp_path) -> None:
+    # OPSVERIFY_INSECURE_HOST_KEYS accepts unknown keys only: a changed key is an impostor.
     ops("lab", "drift", "host-key-rotated-vm209", timeout=180)
     try:
         html = tmp_path / "r.html"
@@ -102,8 +103,9 @@ def test_changed_host_key_is_accepted_only_with_the_flag_and_the_report_says_so(
                    "--html", str(html), "--family", "reachability", check=False, timeout=300)
     finally:
         ops("lab", "reset", timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "NOT verified" in html.read_text()
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    page = html.read_text()
+    assert "host key mismatch" in page and "changed keys still refused" in page
 
 
 def test_an_api_with_a_certificate_from_an_unknown_ca_is_refused(verify, twin, tmp_path) -> None:
