@@ -2,7 +2,7 @@
 
 Exactly one command runs on each host per run, built by facts_command() and nowhere else:
 
-    env -i PATH=<SYSTEM_PATH> LC_ALL=C timeout -k 1 <LIMIT> python3 -I -S -c <BOOTSTRAP> \
+    env -i PATH=<SYSTEM_PATH> LC_ALL=C timeout -k 1 <LIMIT> python3 -I -S -B -c <BOOTSTRAP> \
         <SCRIPT> <PARAMS>
 
 Why each part only reads:
@@ -12,8 +12,10 @@ Why each part only reads:
   environment cannot change which python3, tailscale or zfs runs. It works in any login shell.
 - `timeout -k 1 LIMIT` (coreutils) ends the script after LIMIT seconds, KILLs it one second
   later: a hung NFS read cannot keep a process alive on the host.
-- `python3 -I -S -c BOOTSTRAP`: isolated mode, no site-packages, no user environment, no
-  script directory on the path; BOOTSTRAP (below, fixed text) unpacks SCRIPT and calls it.
+- `python3 -I -S -B -c BOOTSTRAP`: isolated mode, no site-packages, no user environment, no
+  script directory on the path, no bytecode written (importing a module whose .pyc is missing
+  would write one into __pycache__ where the user may write); BOOTSTRAP (below, fixed text)
+  unpacks SCRIPT and calls it. tests/security shows the script writes nothing.
 - SCRIPT is base64(zlib(JSON)) of the source of opsverify.facts.commands, .parsers, .fstab,
   .configs, .envfiles and .remote (remote.MODULES) exactly as they are in this checkout;
   check() rebuilds it and compares it byte for byte, so nothing else can be sent. PARAMS is base64 JSON of SSOT data (paths, names, addresses,
@@ -76,7 +78,7 @@ BOOTSTRAP = (
 )
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PREFIX = ("env", "-i", f"PATH={SYSTEM_PATH}", "LC_ALL=C", "timeout", "-k", "1")
-INTERPRETER = ("python3", "-I", "-S", "-c")
+INTERPRETER = ("python3", "-I", "-S", "-B", "-c")
 SENTINEL = "\x1e--opsverify-facts--"  # precedes the JSON, after anything a login rc file prints
 PARAM_KEYS = frozenset({
     "host", "budget_s", "secret_name", "files", "zfs", "pinned_env", "stacks", "secret_keys",

@@ -37,11 +37,12 @@ from typing import Any
 
 import paramiko
 from testinfra.backend.base import CommandResult
-from testinfra.backend.paramiko import IgnorePolicy, ParamikoBackend
+from testinfra.backend.paramiko import ParamikoBackend
 from testinfra.host import Host as TestinfraHost
 
 from opsverify import redact
 from opsverify.facts import commands, parsers, remote
+from opsverify.facts.ssh_proxy import Proxy, proxy_argv
 from opsverify.facts.store import Collector
 from opsverify.settings import Settings
 from opsverify.ssot import Ssot
@@ -213,8 +214,8 @@ def collect(target: Target, params: dict[str, Any], settings: Settings,
     facts["duration_s"] = round(time.monotonic() - started, 3)
     facts["transport"] = {
         "backend": "paramiko",
-        "host_key": "NOT verified (insecure_host_keys)" if settings.insecure_host_keys
-        else "verified",
+        "host_key": f"NOT verified: unknown key {backend.accepted_unknown} accepted "
+                    "(OPSVERIFY_INSECURE_HOST_KEYS)" if backend.accepted_unknown else "verified",
         "connect_s": round(connected - started, 3),
         "command_s": round(time.monotonic() - connected, 3),
     }
@@ -263,10 +264,36 @@ class _RejectUnknown(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
                          key: paramiko.PKey) -> None:
         raise _UnknownHostKey(hostname, key)
+class _AcceptUnknown(paramiko.MissingHostKeyPolicy):
+    """OPSVERIFY_INSECURE_HOST_KEYS: a key no known_hosts file holds is taken, and said so.
+
+    A key that differs from the one known_hosts holds never reaches a policy: paramiko refuses
+    it (BadHostKeyException) before, so a changed key is refused even here."""
+
+    def __init__(self, backend: _Backend):
+        self.backend = backend
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
+                         key: paramiko.PKey) -> None:
+        self.backend.accepted_unknown = _fingerprint(key)
+
+
 
 
 def _fingerprint(key: paramiko.PKey | None) -> str:
     return f"{key.get_name()} {key.fingerprint}" if key is not None else "no key"
+class _WithoutProxy:
+    """An ssh_config as testinfra reads it, but for ProxyCommand and ProxyJump: testinfra would
+    start paramiko's own proxy, which a frozen host outlives; _Backend starts a Proxy."""
+
+    def __init__(self, config: paramiko.SSHConfig):
+        self.config = config
+
+    def lookup(self, name: str) -> dict[str, Any]:
+        return {k: v for k, v in self.config.lookup(name).items()
+                if k not in ("proxycommand", "proxyjump")}
+
+
 
 
 class _Backend(ParamikoBackend):
@@ -279,6 +306,9 @@ class _Backend(ParamikoBackend):
         self.settings = settings
         self.deadline = deadline
         self.known_hosts: list[str] = []
+        self.name = target.name
+        self.accepted_unknown: str | None = None  # fingerprint, under insecure host keys
+        self._proxy: Proxy | None = None
         self.endpoint = f"{target.address}:{target.port}"
         self.user = target.user
         self.expired = False
@@ -317,9 +347,13 @@ class _Backend(ParamikoBackend):
         cfg: dict[str, Any] = {"hostname": self.host.name, "port": int(self.host.port or 22),
                                "username": self.host.user}
         try:
-            self._trust(client, self._read_ssh_config(client, cfg))
+            options = self._read_ssh_config(client, cfg)
+            self._trust(client, options)
             self.endpoint, self.user = f"{cfg['hostname']}:{cfg['port']}", cfg["username"]
-            if "sock" not in cfg:  # no ProxyCommand: our own socket, to set TCP_NODELAY on it
+            argv = proxy_argv(options, cfg["hostname"], cfg["port"], self.ssh_config)
+            if argv is not None:  # ProxyCommand or ProxyJump: a proxy the deadline can end
+                self._proxy = cfg["sock"] = Proxy(argv)
+            else:  # our own socket, to set TCP_NODELAY on it
                 cfg["sock"] = socket.create_connection((cfg["hostname"], cfg["port"]),
                                                        timeout=max(0.1, self.left()))
                 cfg["sock"].setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -343,16 +377,14 @@ class _Backend(ParamikoBackend):
             return {}
         try:
             config = paramiko.SSHConfig.from_path(path)
-            self._load_ssh_config(client, cfg, config, os.path.dirname(path))
+            self._load_ssh_config(client, cfg, _WithoutProxy(config), os.path.dirname(path))
         except (OSError, ValueError, paramiko.SSHException) as exc:
             raise _SshFailure(f"cannot read ssh_config {path}: {exc}") from None
         return config.lookup(self.host.name)
 
     def _trust(self, client: paramiko.SSHClient, options: dict) -> None:
-        """Known hosts from the ssh_config; unknown keys refused unless insecure_host_keys."""
-        if self.settings.insecure_host_keys:
-            client.set_missing_host_key_policy(IgnorePolicy())
-            return
+        """Known hosts from the ssh_config, always: a changed key is refused. An unknown key is
+        refused unless insecure host keys are allowed for this host."""
         names = f"{options.get('userknownhostsfile') or USER_KNOWN_HOSTS} " \
                 f"{options.get('globalknownhostsfile') or GLOBAL_KNOWN_HOSTS}"
         self.known_hosts = [os.path.expanduser(n) for n in names.split()]
@@ -362,7 +394,9 @@ class _Backend(ParamikoBackend):
                     client.load_system_host_keys(path)
                 except (OSError, paramiko.SSHException, ValueError) as exc:
                     raise _SshFailure(f"cannot read known_hosts {path}: {exc}") from None
-        client.set_missing_host_key_policy(_RejectUnknown())  # after testinfra's, which may ignore
+        # after testinfra's, which StrictHostKeyChecking=no would make ignore every key
+        client.set_missing_host_key_policy(
+            _AcceptUnknown(self) if self.settings.host_keys_relaxed(self.name) else _RejectUnknown())
 
     def _arm(self, sock: Any) -> None:
         self._sock = sock
@@ -394,6 +428,10 @@ class _Backend(ParamikoBackend):
             return f"authentication failed as {self.user} on {where}"
         if isinstance(exc, ConnectionRefusedError):
             return f"connection refused by {where} (sshd not running?)"
+        status = self._proxy.exit_status() if self._proxy is not None else None
+        if status is not None and not self.expired:
+            return (f"the proxy command to {where} ({' '.join(self._proxy.cmd)[:120]}) ended "
+                    f"with status {status} before a login (jump host down or refusing?)")
         if isinstance(exc, socket.gaierror):
             return f"cannot resolve {where}: {exc.strerror}"
         if "banner" in str(exc) or self.expired and self._client is None:
@@ -450,5 +488,7 @@ class _Backend(ParamikoBackend):
         client, self._client = self._client, None
         if client is not None:
             client.close()
+        if self._proxy is not None:
+            self._proxy.release()
         if self._sock is not None and hasattr(self._sock, "close"):
             self._sock.close()
