@@ -264,6 +264,8 @@ class _RejectUnknown(paramiko.MissingHostKeyPolicy):
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str,
                          key: paramiko.PKey) -> None:
         raise _UnknownHostKey(hostname, key)
+
+
 class _AcceptUnknown(paramiko.MissingHostKeyPolicy):
     """OPSVERIFY_INSECURE_HOST_KEYS: a key no known_hosts file holds is taken, and said so.
 
@@ -278,10 +280,10 @@ class _AcceptUnknown(paramiko.MissingHostKeyPolicy):
         self.backend.accepted_unknown = _fingerprint(key)
 
 
-
-
 def _fingerprint(key: paramiko.PKey | None) -> str:
     return f"{key.get_name()} {key.fingerprint}" if key is not None else "no key"
+
+
 class _WithoutProxy:
     """An ssh_config as testinfra reads it, but for ProxyCommand and ProxyJump: testinfra would
     start paramiko's own proxy, which a frozen host outlives; _Backend starts a Proxy."""
@@ -294,8 +296,6 @@ class _WithoutProxy:
                 if k not in ("proxycommand", "proxyjump")}
 
 
-
-
 class _Backend(ParamikoBackend):
     """testinfra's paramiko backend with verified host keys, TCP_NODELAY and hard deadlines."""
 
@@ -306,11 +306,11 @@ class _Backend(ParamikoBackend):
         self.settings = settings
         self.deadline = deadline
         self.known_hosts: list[str] = []
+        self.endpoint = f"{target.address}:{target.port}"
+        self.user = target.user
         self.name = target.name
         self.accepted_unknown: str | None = None  # fingerprint, under insecure host keys
         self._proxy: Proxy | None = None
-        self.endpoint = f"{target.address}:{target.port}"
-        self.user = target.user
         self.expired = False
         self._sock: Any = None
         self._timer: threading.Timer | None = None
@@ -428,12 +428,12 @@ class _Backend(ParamikoBackend):
             return f"authentication failed as {self.user} on {where}"
         if isinstance(exc, ConnectionRefusedError):
             return f"connection refused by {where} (sshd not running?)"
+        if isinstance(exc, socket.gaierror):
+            return f"cannot resolve {where}: {exc.strerror}"
         status = self._proxy.exit_status() if self._proxy is not None else None
         if status is not None and not self.expired:
             return (f"the proxy command to {where} ({' '.join(self._proxy.cmd)[:120]}) ended "
                     f"with status {status} before a login (jump host down or refusing?)")
-        if isinstance(exc, socket.gaierror):
-            return f"cannot resolve {where}: {exc.strerror}"
         if "banner" in str(exc) or self.expired and self._client is None:
             return f"no SSH login from {where} within {limit} (sshd hung or frozen?)"
         if self.expired or isinstance(exc, TimeoutError):
@@ -488,7 +488,7 @@ class _Backend(ParamikoBackend):
         client, self._client = self._client, None
         if client is not None:
             client.close()
-        if self._proxy is not None:
-            self._proxy.release()
         if self._sock is not None and hasattr(self._sock, "close"):
             self._sock.close()
+        if self._proxy is not None:
+            self._proxy.release()
