@@ -84,6 +84,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                         description="Converge the twin back to the state of a fresh `up`.")
     p.set_defaults(func=_guarded("reset", cmd_reset))
 
+    p = cmds.add_parser("generate", help="write an SSOT of N hosts for a scale twin",
+                        description="Write an SSOT of N active hosts: the base SSOT plus "
+                                    "synthetic VMs shaped like 209 and 210, with fresh private "
+                                    "addresses, valid under the schemas; `ops lab up --ssot OUT` "
+                                    "builds its twin (see opsverify/lab/generate.py).",
+                        epilog="exit codes: 0 written, 2 bad base SSOT or N")
+    p.add_argument("--hosts", type=int, required=True, metavar="N",
+                   help="active hosts in all (at least the base's)")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="directory to write (replaced)")
+    p.add_argument("--base", type=Path, default=None, metavar="DIR",
+                   help="SSOT to extend (default: $OPSVERIFY_SSOT or the shipped ssot/)")
+    p.set_defaults(func=_guarded("generate", cmd_generate))
+
 
 def _guarded(name: str, func: Callable[[argparse.Namespace], int]
              ) -> Callable[[argparse.Namespace], int]:
@@ -275,3 +289,10 @@ def cmd_reset(args: argparse.Namespace) -> int:
         return _fail("reset", exc)
     print(f"ops lab reset: twin {layout.name!r} is clean again ({time.monotonic() - t0:.1f} s)")
     return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from opsverify.lab import generate
+    argv = ["--hosts", str(args.hosts), "--out", str(args.out)]
+    return generate.main(argv + (["--base", str(args.base)] if args.base else []),
+                         prog="ops lab generate")

@@ -65,6 +65,7 @@ class HostSpec:
     tailscale: dict[str, Any] | None = None  # tailscale stand-in state
     zfs: dict[str, Any] | None = None        # zfs stand-in state (Proxmox host)
     modes: dict[str, int] = field(default_factory=dict)  # files not 0644 (a generated .env)
+    shared_engine: bool = False  # containers on the twin's shared dockerd (scale.py)
 
     @property
     def name(self) -> str:
@@ -127,6 +128,8 @@ def new_secrets(ssot: Ssot) -> dict[str, str]:
     out["infisical.admin_secret"] = rnd.token_hex(32)
     out["proxmox.auditor_secret"] = _uuid4()
     out["proxmox.admin_secret"] = _uuid4()
+    from .scale import secret_aliases  # a generated SSOT's synthetic VMs (none otherwise)
+    out.update(secret_aliases(ssot.root, out))
     return out
 
 
@@ -148,8 +151,11 @@ def build(ssot: Ssot, secrets: dict[str, str], now: dt.datetime | None = None) -
     addresses = sorted({a for h in ssot.active_hosts.values() for a in h.addresses}
                        | {e.address for e in endpoints.values()
                           if not e.address.startswith("127.")}, key=ipaddress.ip_address)
-    return World(ssot, secrets, hosts, addresses, endpoints, _etc_hosts(ssot, endpoints),
-                 _prometheus_yml(ssot), now)
+    world = World(ssot, secrets, hosts, addresses, endpoints, _etc_hosts(ssot, endpoints),
+                  _prometheus_yml(ssot), now)
+    from .scale import apply  # a generated SSOT's hints (lab-twin.json); none: no change
+    apply(world)
+    return world
 
 
 def _host(ssot: Ssot, ctx: apps.Ctx, host: Host, now: dt.datetime) -> HostSpec:

@@ -59,6 +59,9 @@ def _hosts_up(layout: Layout, state: dict[str, Any]) -> bool:
     """The parts reset cannot rebuild in place: the namespace, each host's holder and dockerd."""
     if not state.get("complete") or not layout.netns_path.exists():
         return False
+    shared = state.get("engine") or {}  # a generated SSOT's shared engine (shared_engine.py)
+    if shared and not alive(shared["dockerd_pid"]):
+        return False
     return all(alive(h[key]) for h in state.get("hosts", {}).values()
                for key in ("pid", "dockerd_pid") if h.get(key))
 
@@ -123,9 +126,13 @@ def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet,
             say(f"host {hs.name} ({hs.host.hostname}): {', '.join(hs.host.addresses)}, sshd, "
                 f"{len(hs.mounts)} mounts, {len(hs.files)} config files")
         _save(layout, state)
-        docker_hosts = [hs for hs in world.hosts.values() if hs.docker]
+        docker_hosts = [hs for hs in world.hosts.values() if hs.docker and not hs.shared_engine]
         engines = {hs.name: pool.submit(_engine, layout, hs, state["hosts"][hs.name]["pid"],
                                         tar, say) for hs in docker_hosts}
+        common = None
+        if any(hs.shared_engine for hs in world.hosts.values()):  # a generated SSOT's
+            from . import shared_engine  # synthetic hosts: one engine for them all
+            common = pool.submit(shared_engine.start, layout, world, tar, say)
         services.seed_standins(layout, world)
         holders = {n: h["pid"] for n, h in state["hosts"].items()}
         state["services"] = services.start_standins(layout, world, holders)
@@ -134,6 +141,8 @@ def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet,
             + f"; prometheus at {world.ssot.prometheus_url}")
         for name, fut in engines.items():
             state["hosts"][name]["dockerd_pid"] = fut.result()
+        if common is not None:
+            state["engine"] = common.result()
     _save(layout, state)
     state["status"] = _status_of(layout, world, state)
     _save(layout, state)
@@ -214,8 +223,11 @@ def wait_ready(layout: Layout, world: World, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     waiting: list[str] = []
     while time.monotonic() < deadline:
-        waiting = [f"{hs.name}: {w}" for hs in world.hosts.values() if hs.docker
-                   for w in engine.settled(layout, hs)]
+        waiting = [f"{hs.name}: {w}" for hs in world.hosts.values()
+                   if hs.docker and not hs.shared_engine for w in engine.settled(layout, hs)]
+        if any(hs.shared_engine for hs in world.hosts.values()):
+            from . import shared_engine
+            waiting += shared_engine.settled(layout, world)
         if not waiting:
             break
         time.sleep(0.5)
@@ -353,6 +365,7 @@ def reset(layout: Layout, say: Say = _quiet, only: set[str] | None = None) -> No
 
     if only is None:
         _addresses(layout, world)
+    shared: dict[str, set[str]] = {}  # host -> containers to recreate, on the shared engine
     for name, hs in world.hosts.items():
         holder = state["hosts"][name]["pid"]
         if want(name, "hostname"):
@@ -375,7 +388,13 @@ def reset(layout: Layout, say: Say = _quiet, only: set[str] | None = None) -> No
             recreate = {c.name for c in hs.containers
                         if any(src.startswith(p + "/") or src == p
                                for src in c.binds for p in replaced)}
-            engine.converge(layout, hs, recreate)
+            if hs.shared_engine:
+                shared[name] = recreate  # all at once, below
+            else:
+                engine.converge(layout, hs, recreate)
+    if shared:
+        from . import shared_engine
+        shared_engine.reset(layout, world, state, shared)
     if only is None or "*:standins" in only:
         services.restore_standins(layout)
         holders = {n: h["pid"] for n, h in state["hosts"].items()}
@@ -390,12 +409,13 @@ def reset(layout: Layout, say: Say = _quiet, only: set[str] | None = None) -> No
 def down(layout: Layout, say: Say = _quiet) -> list[str]:
     """Remove every process, mount, namespace, address, cgroup and file of the twin."""
     leftovers: list[str] = []
-    dockerds = [p for p in (read_pid(f) for f in layout.root.glob("hosts/*/docker/dockerd.pid"))
+    dockerds = [p for p in (read_pid(f) for f in [*layout.root.glob("hosts/*/docker/dockerd.pid"),
+                                                  *layout.root.glob("engine/dockerd.pid")])
                 if p]
     stop(dockerds, grace=8)  # a clean engine stop removes its containers' cgroups itself
     pids = set(pids_in_netns(layout.netns_path))
     pidfiles = [*layout.pids.glob("*.pid"), *layout.root.glob("hosts/*/*.pid"),
-                *layout.root.glob("hosts/*/docker/*.pid")]
+                *layout.root.glob("hosts/*/docker/*.pid"), *layout.root.glob("engine/*.pid")]
     pids |= {p for p in map(read_pid, pidfiles) if p}
     stop(pids, grace=2)
     leftovers += _remove_cgroups(layout)
