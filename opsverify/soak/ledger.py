@@ -163,6 +163,8 @@ def header_problem(h: dict[str, Any]) -> str | None:
 
 
 _BOX = {"id": str, "state": str, "health": str, "started_at": str}
+_STR_OR_NONE = {str, type(None)}  # every _BOX field's type, or absent
+_TEST_TYPES = frozenset((str, str, str, n, m) for n in (int, float) for m in (str, type(None)))
 
 
 def run_problem(run: Any) -> str | None:
@@ -189,16 +191,17 @@ def run_problem(run: Any) -> str | None:
     if not isinstance(tests, dict):
         return "tests"
     for tid, t in tests.items():
-        if not (isinstance(t, list) and len(t) == 5 and all(isinstance(v, str) for v in t[:3])
-                and _number(t[3]) and isinstance(t[4], (str, type(None)))):
+        # [family, host, outcome, seconds, message] by exact JSON types (bool is no number):
+        # the same test as isinstance() and _number(), in a fraction of the time (8,640 runs).
+        if not isinstance(t, list) or tuple(map(type, t)) not in _TEST_TYPES \
+                or not 0 <= t[3] <= MAX_NUMBER:
             return f"tests[{tid!r}]"
     boxes = run.get("containers", {})
     if not isinstance(boxes, dict) or not all(isinstance(b, dict) for b in boxes.values()):
         return "containers"
     for host in boxes.values():
         for name, c in host.items():
-            ok = isinstance(c, dict) and all(isinstance(c.get(k), (t, type(None)))
-                                             for k, t in _BOX.items())
+            ok = isinstance(c, dict) and set(map(type, map(c.get, _BOX))) <= _STR_OR_NONE
             count = c.get("restart_count") if isinstance(c, dict) else None
             if not ok or not (count is None or isinstance(count, int) and _number(count)):
                 return f"containers[{name!r}]"

@@ -255,7 +255,12 @@ class Ssot:
         return out
 
     def container(self, ref: str) -> Container | None:
-        return next((c for c in self.containers if c.ref == ref), None)
+        return self._by_ref.get(ref)
+
+    @cached_property
+    def _by_ref(self) -> dict[str, Container]:
+        # container() is asked per reference and per gate: a scan would be quadratic in hosts
+        return {c.ref: c for c in reversed(self.containers)}  # the first of a ref wins, as before
 
     def stacks_on(self, host: str) -> list[Stack]:
         return [s for s in self.stacks.values() if s.host == host]
