@@ -8,7 +8,9 @@ written to OUT/ssot-N), its twin (`ops lab up --name scaleN --ssot OUT/ssot-N --
 and twin memory, in all and per host), then, inside the twin (the bench re-runs itself there with
 `ops lab exec`, so nothing leaves the twin's namespace):
 
-- verify: `ops verify -q` wall time (median of --runs) and the verifier's peak RSS;
+- verify: `ops verify -q` wall time (median of --runs), the verifier's own CPU time (user +
+  sys: what one verifier spends; on the twin the hosts' sshd and fact scripts run on this
+  machine's cores too, so the wall time holds their work) and its peak RSS;
 - floor: pytest start-up (collecting every gate of this SSOT) + one SSH login and `true` on every
   host, all in parallel + the slowest HTTP probe or public route, all at once (as
   bench/verify_bench.py); the ratio verify / floor;
@@ -56,14 +58,16 @@ def ops(*args: str, timeout: float = 1800) -> tuple[float, str]:
 
 # ---- inside the twin -------------------------------------------------------------------------
 
-def timed_child(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, int, int]:
-    """(wall seconds, peak RSS in KiB, exit code) of one child process."""
+def timed_child(argv: list[str], env: dict[str, str] | None = None
+                ) -> tuple[float, int, int, float]:
+    """(wall seconds, peak RSS in KiB, exit code, CPU seconds) of one child process."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             env=env)
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - t0, usage.ru_maxrss, proc.returncode
+    return (time.perf_counter() - t0, usage.ru_maxrss, proc.returncode,
+            usage.ru_utime + usage.ru_stime)
 
 
 def logins(log_dir: Path, hosts: list[str]) -> dict[str, int]:
@@ -123,6 +127,7 @@ def inside(args: argparse.Namespace) -> int:
     res = json.loads((tmp / "r.json").read_text())
     out.update(verify_s=statistics.median(r[0] for r in runs), rss_mib=max(r[1] for r in runs)
                / 1024, exit=runs[-1][2], tests=len(res["tests"]), counts=res["counts"],
+               cpu_s=statistics.median(r[3] for r in runs), unreachable=sorted(res["unreachable"]),
                logins_min=min(per_host.values()), logins_max=max(per_host.values()))
     startup, ssh, http = [], [], []
     for _ in range(args.runs):
@@ -144,7 +149,7 @@ def inside(args: argparse.Namespace) -> int:
         holder = layout.read_state()["hosts"][victim]["pid"]
         lab_hosts.signal_sshd(holder, signal.SIGSTOP)
         try:
-            wall, _, code = timed_child(verify)
+            wall, _, code, _ = timed_child(verify)
         finally:
             lab_hosts.signal_sshd(holder, signal.SIGCONT)
         frozen = json.loads((tmp / "r.json").read_text())
@@ -202,7 +207,7 @@ def ledger_render(runs: int) -> str:
 def table(results: dict[int, dict]) -> None:
     base = results.get(min(results))
     print(f"\n{'N':>4} {'verify s':>9} {'floor s':>8} {'x floor':>8} {'x N=3':>6} "
-          f"{'RSS MiB':>8} {'logins/host':>11} {'HTML MB':>8} {'open s':>7} "
+          f"{'CPU s':>6} {'RSS MiB':>8} {'logins/host':>11} {'HTML MB':>8} {'open s':>7} "
           f"{'up s/host':>9} {'MiB/host':>8}")
     for n, f in sorted(results.items()):
         opened = f"{f['html_open_s']:.2f}" if f.get("html_open_s") is not None else "-"
@@ -210,10 +215,10 @@ def table(results: dict[int, dict]) -> None:
                                           else f"..{f['logins_max']:g}")
         print(f"{n:>4} {f['verify_s']:>9.2f} {f['floor_s']:>8.2f} "
               f"{f['verify_s'] / f['floor_s']:>8.2f} {f['verify_s'] / base['verify_s']:>6.2f} "
-              f"{f['rss_mib']:>8.0f} {login:>11} {f['html_mb']:>8.2f} {opened:>7} "
+              f"{f['cpu_s']:>6.2f} {f['rss_mib']:>8.0f} {login:>11} {f['html_mb']:>8.2f} {opened:>7} "
               f"{f['up_s'] / f['hosts']:>9.2f} {f['twin_pss_mib'] / f['hosts']:>8.0f}")
         print(f"{'':>4} floor = start-up {f['startup_s']:.2f} + SSH {f['ssh_s']:.2f} "
-              f"+ HTTP {f['http_s']:.2f}")
+              f"+ HTTP {f['http_s']:.2f}; UNREACHABLE in the runs: {f['unreachable'] or 'none'}")
     for n, f in sorted(results.items()):
         if "frozen_host" in f:
             print(f"\nfrozen sshd on {f['frozen_host']} among {n}: {f['frozen_s']:.2f} s "
