@@ -244,6 +244,20 @@ def _decode(source: str, result: CommandResult, limit: int) -> dict[str, Any]:
     return facts
 
 
+def _parsed(kind: str, path: str) -> Any:
+    """An ssh_config or known_hosts file, parsed once per content. paramiko parses the whole
+    file for every host, and its known_hosts load checks each line against every line before it:
+    with 100 hosts in both files, seconds of the verifier's GIL, growing with the cube of N."""
+    st = os.stat(path)
+    return _parse(kind, path, (st.st_ino, st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=16)
+def _parse(kind: str, path: str, _stamp: tuple[int, int, int]) -> Any:
+    # lookups only read them: shared between the collector threads
+    return paramiko.SSHConfig.from_path(path) if kind == "ssh_config" else paramiko.HostKeys(path)
+
+
 class _SshFailure(Exception):
     """An SSH phase failed; reason says which and why, for the UNREACHABLE report."""
 
@@ -348,7 +362,7 @@ class _Backend(ParamikoBackend):
                                "username": self.host.user}
         try:
             options = self._read_ssh_config(client, cfg)
-            self._trust(client, options)
+            self._trust(client, options, cfg)
             self.endpoint, self.user = f"{cfg['hostname']}:{cfg['port']}", cfg["username"]
             argv = proxy_argv(options, cfg["hostname"], cfg["port"], self.ssh_config)
             if argv is not None:  # ProxyCommand or ProxyJump: a proxy the deadline can end
@@ -376,24 +390,33 @@ class _Backend(ParamikoBackend):
                 raise _SshFailure(f"ssh_config {path} does not exist")
             return {}
         try:
-            config = paramiko.SSHConfig.from_path(path)
+            config = _parsed("ssh_config", path)
             self._load_ssh_config(client, cfg, _WithoutProxy(config), os.path.dirname(path))
         except (OSError, ValueError, paramiko.SSHException) as exc:
             raise _SshFailure(f"cannot read ssh_config {path}: {exc}") from None
         return config.lookup(self.host.name)
 
-    def _trust(self, client: paramiko.SSHClient, options: dict) -> None:
+    def _trust(self, client: paramiko.SSHClient, options: dict, cfg: dict[str, Any]) -> None:
         """Known hosts from the ssh_config, always: a changed key is refused. An unknown key is
         refused unless insecure host keys are allowed for this host."""
         names = f"{options.get('userknownhostsfile') or USER_KNOWN_HOSTS} " \
                 f"{options.get('globalknownhostsfile') or GLOBAL_KNOWN_HOSTS}"
         self.known_hosts = [os.path.expanduser(n) for n in names.split()]
+        # The name paramiko's connect() looks the server's key up by; only its keys are given
+        # to the client, the first file's key of a type first, as load_system_host_keys() does.
+        port = int(cfg["port"])
+        name = cfg["hostname"] if port == 22 else f"[{cfg['hostname']}]:{port}"
+        mine = client.get_host_keys()
         for path in self.known_hosts:
             if os.path.isfile(path):
                 try:
-                    client.load_system_host_keys(path)
+                    found = _parsed("known_hosts", path).lookup(name) or {}
                 except (OSError, paramiko.SSHException, ValueError) as exc:
                     raise _SshFailure(f"cannot read known_hosts {path}: {exc}") from None
+                have = set(mine.lookup(name) or {})
+                for keytype, key in found.items():
+                    if keytype not in have:
+                        mine.add(name, keytype, key)
         # after testinfra's, which StrictHostKeyChecking=no would make ignore every key
         client.set_missing_host_key_policy(
             _AcceptUnknown(self) if self.settings.host_keys_relaxed(self.name) else _RejectUnknown())
