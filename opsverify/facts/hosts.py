@@ -22,6 +22,7 @@ connection per process for ever: a collector opens one connection, runs one comm
 
 from __future__ import annotations
 
+import copy
 import functools
 import ipaddress
 import json
@@ -249,13 +250,53 @@ def _parsed(kind: str, path: str) -> Any:
     file for every host, and its known_hosts load checks each line against every line before it:
     with 100 hosts in both files, seconds of the verifier's GIL, growing with the cube of N."""
     st = os.stat(path)
-    return _parse(kind, path, (st.st_ino, st.st_mtime_ns, st.st_size))
+    with _PARSE_LOCK:  # the collector threads start together: one parses, the others wait
+        return _parse(kind, path, (st.st_ino, st.st_mtime_ns, st.st_size))
+
+
+_PARSE_LOCK = threading.Lock()
+
+
+class _Config(paramiko.SSHConfig):
+    """An ssh_config whose lookups are remembered, and made on the blocks that can apply.
+    paramiko walks every block per lookup (asking getpass.getuser() for each), and each host
+    is looked up several times per login: with a block per host, quadratic in hosts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._memo: dict[str, Any] = {}
+        self._memo_lock = threading.Lock()
+        self._index: dict[str, list[int]] | None = None
+
+    def lookup(self, hostname: str) -> Any:
+        with self._memo_lock:
+            if hostname not in self._memo:
+                self._memo[hostname] = self._applicable(hostname).lookup(hostname)
+            return copy.deepcopy(self._memo[hostname])  # callers get their own
+
+    def _applicable(self, hostname: str) -> paramiko.SSHConfig:
+        """The blocks in order, less the `Host` blocks of literal names that are not hostname
+        (they cannot match it); all of them if canonicalization may look up another name."""
+        if self._index is None:
+            self._index, always = {}, []
+            for i, c in enumerate(self._config):
+                if "matches" in c or any(ch in p for p in c.get("host", []) for ch in "*?[!"):
+                    always.append(i)
+                for p in set(c.get("host", [])) if i not in always else ():
+                    self._index.setdefault(p, []).append(i)
+            self._index[""] = always
+            if any("canonicalizehostname" in c["config"] for c in self._config):
+                self._index = {"": list(range(len(self._config)))}
+        sub = paramiko.SSHConfig()
+        sub._config = [self._config[i] for i in sorted({*self._index[""],
+                                                        *self._index.get(hostname, [])})]
+        return sub
 
 
 @functools.lru_cache(maxsize=16)
 def _parse(kind: str, path: str, _stamp: tuple[int, int, int]) -> Any:
     # lookups only read them: shared between the collector threads
-    return paramiko.SSHConfig.from_path(path) if kind == "ssh_config" else paramiko.HostKeys(path)
+    return _Config.from_path(path) if kind == "ssh_config" else paramiko.HostKeys(path)
 
 
 class _SshFailure(Exception):
