@@ -18,8 +18,9 @@ Why each part only reads:
   unpacks SCRIPT and calls it. tests/security shows the script writes nothing.
 - SCRIPT is base64(zlib(JSON)) of the source of opsverify.facts.commands, .parsers, .fstab,
   .configs, .envfiles and .remote (remote.MODULES) exactly as they are in this checkout;
-  check() rebuilds it and compares it byte for byte, so nothing else can be sent. PARAMS is base64 JSON of SSOT data (paths, names, addresses,
-  glob patterns): data the script reads, never code, and never interpolated into a shell.
+  check() rebuilds it and compares it byte for byte, so nothing else can be sent. PARAMS is
+  base64 JSON of SSOT data (paths, names, addresses, glob patterns): data the script reads,
+  never code, and never interpolated into a shell.
 
 What the script does on the host, all of it reading:
 

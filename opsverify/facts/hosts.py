@@ -111,7 +111,6 @@ def remote_params(ssot: Ssot, host: str) -> dict[str, Any]:
                                           for g in ssot.generated_env if g.stack == s.name]}
                    for s in stacks},
         "mount_paths": [m.path for m in ssot.mounts if m.host == host],
-
         "secret_keys": sorted(set(ssot.secret_keys)),
         "plaintext_globs": list(ssot.plaintext_files),
         "retired": sorted(ssot.retired_addresses),
@@ -121,7 +120,6 @@ def remote_params(ssot: Ssot, host: str) -> dict[str, Any]:
                            # whose environment a Recyclarr `!env_var` in the file reads
                            "container": c.source.split(":")[-1] if c.source else None}
                           for c in ssot.config_checks if c.host == host],
-
     }
     validate_params(params)
     return params

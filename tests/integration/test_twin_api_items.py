@@ -57,7 +57,7 @@ def test_keys_through_an_import_pass_and_the_probe_runs(verify, drifted) -> None
     drifted("infisical-keys-imported")
     code, results, text = verify("--family", "secrets", "--family", "services")
     assert failing(results) == {}, text
-    path = _test(results, "secrets", "streaming")
+    path = _test(results, "secrets", "infisical_path[/spine/vm-infra/media-stack/streaming")
     seen = path["evidence"]["infisical"]
     download = "prod:/spine/vm-infra/media-stack/download"
     assert seen["imported_from"]["NAVIDROME_PASSWORD"] == [download]
@@ -71,7 +71,7 @@ def test_a_key_missing_at_the_imports_source_fails(verify, drifted) -> None:
     drifted("infisical-import-key-missing")
     code, results, _ = verify("--family", "secrets", "--family", "services")
     assert set(failing(results)) == {"secrets"}
-    gate = _test(results, "secrets", "streaming")
+    gate = _test(results, "secrets", "infisical_path[/spine/vm-infra/media-stack/streaming")
     assert gate["outcome"] == "fail" and "missing keys: LASTFM_SECRET" in gate["message"]
     assert code == 1
 
