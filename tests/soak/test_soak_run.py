@@ -12,6 +12,7 @@ import pytest
 from opsrun import CLEAN, env, facts_dir, mount, mutated, ops
 
 from opsverify.soak import ledger, report, runner
+from opsverify.ssot import RULES, load
 
 MOUNT_ID = "gates/test_mounts.py::test_mount[vm210:/mnt/media]"
 MESSAGE = "Mount vm210:/mnt/media: mode: expected ro, got rw"
@@ -103,9 +104,10 @@ def test_cli_soak_resume_report_and_usage(tmp_path: Path) -> None:
     p = ops("soak", "--dir", d, "--name", "cli", "--every", "1s", "--for", "2s", "--family",
             "ssot")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert "soak cli: run 1/2 21/21 PASS (" in p.stdout
-    assert "soak cli: run 2/2 21/21 PASS (" in p.stdout
-    assert "ops soak cli: PASS (2/2 runs, 21 gates)" in p.stdout
+    gates = len(load().files) + len(RULES)  # the ssot family: one gate per file and rule
+    assert f"soak cli: run 1/2 {gates}/{gates} PASS (" in p.stdout
+    assert f"soak cli: run 2/2 {gates}/{gates} PASS (" in p.stdout
+    assert f"ops soak cli: PASS (2/2 runs, {gates} gates)" in p.stdout
     assert (d / "cli.html").read_text().count('<span class="verdict PASS">PASS</span>') == 1
     assert not (d / ".cli.work").exists()
     again = ops("soak", "--dir", d, "--resume", "cli")

@@ -90,22 +90,30 @@ def unreachable(tmp_path_factory: pytest.TempPathFactory) -> Run:
 def test_clean_run_passes_and_every_report_agrees(clean: Run) -> None:
     tests = clean.json["tests"]
     n = len(tests)
+    # The scope's open items (planned in the SSOT) are SKIPs with their reason, never absent.
+    skips = [t for t in tests if t["outcome"] == "skip"]
+    assert skips and all(t["message"] for t in skips)
+    passed = n - len(skips)
     assert clean.code == 0, clean.out + clean.err
-    last = clean.out.strip().splitlines()[-1]
-    m = HEADLINE.match(last)
-    assert m and m.group(1) == m.group(2) == str(n) and m.group(3) is None, last
+    line = next(ln for ln in clean.out.splitlines() if ln.startswith("ops verify:"))
+    m = HEADLINE.match(line)
+    assert m and m.group(1) == str(passed) and m.group(2) == str(n), line
+    assert m.group(3) == f", {len(skips)} SKIP", line
     assert int(m.group(4)) == len(families()) == len(clean.json["families"])
     assert set(clean.json["families"]) == set(families())
-    assert clean.json["counts"] == {"pass": n, "fail": 0, "unreachable": 0, "error": 0, "skip": 0}
+    assert clean.json["counts"] == {"pass": passed, "fail": 0, "unreachable": 0, "error": 0,
+                                    "skip": len(skips)}
     assert clean.json["exit_code"] == 0 and clean.json["relaxations"] == []
-    assert all(t["outcome"] == "pass" and t["message"] == "" for t in tests)
-    # JUnit: the same ids, all passed.
-    assert junit_cases(clean.junit) == {t["id"]: "passed" for t in tests}
+    assert all(t["outcome"] == "pass" and t["message"] == "" for t in tests if t not in skips)
+    # JUnit: the same ids, passed or skipped.
+    assert junit_cases(clean.junit) == {
+        t["id"]: "skipped" if t in skips else "passed" for t in tests}
     assert clean.junit.get("tests") == str(n) and clean.junit.get("failures") == "0"
     assert clean.junit.get("errors") == "0"
     # Prometheus: per family, the pass gauge is the family's test count.
     for fam in families():
-        assert gauge(clean, fam, "pass") == sum(t["family"] == fam for t in tests)
+        assert gauge(clean, fam, "pass") == sum(t["family"] == fam and t not in skips
+                                                for t in tests)
         assert gauge(clean, fam, "fail") == gauge(clean, fam, "unreachable") == 0
     assert clean.prom[("opsverify_last_run_success", ())] == 1
     assert clean.prom[("opsverify_last_run_exit_code", ())] == 0
@@ -124,17 +132,18 @@ def test_html_is_self_contained_titled_and_has_columns_and_evidence(clean: Run) 
 
 
 def test_drift_fails_one_gate_named_in_every_output(drifted: Run) -> None:
-    failing = [t for t in drifted.json["tests"] if t["outcome"] != "pass"]
+    failing = [t for t in drifted.json["tests"] if t["outcome"] not in ("pass", "skip")]
     assert drifted.code == 1
     assert [t["id"] for t in failing] == ["gates/test_mounts.py::test_mount[vm210:/mnt/media]"]
     message = failing[0]["message"]
     assert message == "Mount vm210:/mnt/media: mode: expected ro, got rw"
-    lines = drifted.out.strip().splitlines()
+    lines = [ln for ln in drifted.out.strip().splitlines() if not ln.startswith("  SKIP ")]
     n = len(drifted.json["tests"])
-    assert lines[-2].startswith(f"ops verify: {n - 1}/{n} PASS, 1 FAIL (")
+    skips = drifted.json["counts"]["skip"]
+    assert lines[-2].startswith(f"ops verify: {n - 1 - skips}/{n} PASS, 1 FAIL, {skips} SKIP (")
     assert lines[-1] == f"  FAIL  mounts::test_mount[vm210:/mnt/media]: {message}"
     cases = junit_cases(drifted.junit)
-    assert [k for k, v in cases.items() if v != "passed"] == [failing[0]["id"]]
+    assert [k for k, v in cases.items() if v not in ("passed", "skipped")] == [failing[0]["id"]]
     failure = next(drifted.junit.iter("failure"))
     assert failure.get("message") == message and drifted.junit.get("failures") == "1"
     assert gauge(drifted, "mounts", "fail") == 1
@@ -148,12 +157,12 @@ def test_unreachable_host_is_reported_once_and_exits_4(unreachable: Run) -> None
     down = [t for t in tests if t["outcome"] == "unreachable"]
     assert unreachable.code == 4
     assert down and all(t["source"] == "host:vm209" for t in down)
-    assert all(t["outcome"] == "pass" for t in tests if t["source"] != "host:vm209")
+    assert all(t["outcome"] in ("pass", "skip") for t in tests if t["source"] != "host:vm209")
     assert unreachable.json["unreachable"] == {"host:vm209": "ssh: connection refused"}
-    lines = unreachable.out.strip().splitlines()
+    lines = [ln for ln in unreachable.out.strip().splitlines() if not ln.startswith("  SKIP ")]
     assert lines[-1] == f"  vm209 UNREACHABLE: ssh: connection refused — {len(down)} tests not run"
     assert sum("UNREACHABLE" in ln for ln in lines) == 2  # the headline and that one line
-    assert f", {len(down)} UNREACHABLE (" in lines[-2]
+    assert f", {len(down)} UNREACHABLE" in lines[-2]
     errors = list(unreachable.junit.iter("error"))
     assert len(errors) == len(down) == int(unreachable.junit.get("errors"))
     assert all(e.get("message") == "UNREACHABLE vm209: ssh: connection refused"
