@@ -411,7 +411,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              "of the host is UNREACHABLE", HOST_FAMILIES, sshd_frozen, ("vm209:sshd",),
              "unreachable"),
     Scenario("hung-nfs-vm209", "209's /mnt/docker/prowlarr hangs like a hard NFS mount whose "
-             "server stopped answering: reading it blocks", ("stale_refs", "wiring"), hung_nfs,
+             "server stopped answering: reading it blocks (the .env scan of the config roots too)",
+             ("secrets", "stale_refs", "wiring"), hung_nfs,
              ("vm209:mounts",), "unreachable"),
 ) + tuple(Scenario(**fields) for fields in drift_api.SCENARIOS)  # Proxmox and Infisical APIs
 SCENARIOS += tuple(Scenario(**fields) for fields in HOST_SCENARIOS)  # fstab, restart loop
