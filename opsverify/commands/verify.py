@@ -60,7 +60,7 @@ def add_selection_args(p: argparse.ArgumentParser, *, save_facts: bool = True) -
     f.add_argument("--timeout", metavar="S", type=float, default=None,
                    help="hard limit in seconds for one host's or API's collection (default 10)")
     f.add_argument("--parallel", metavar="N", type=int, default=None,
-                   help="collect at most N hosts/APIs at once (default: all at once)")
+                   help="collect at most N hosts/APIs at once (default: 32)")
 
 
 def selection_flags(args: argparse.Namespace) -> list[str]:
