@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import shutil
@@ -28,7 +29,7 @@ ORIGIN = "http://192.168.1.184:9090"
 
 
 def _ssot(rules: list[Rule] | None = None) -> Ssot:
-    s = load()
+    s = copy.copy(load())  # load() hands out one shared Ssot per content: never change it
     if rules is not None:
         s.__dict__["rules"] = rules  # the SSOT's own rule names an address only the twin has
     return s
