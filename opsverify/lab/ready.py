@@ -18,8 +18,9 @@ from .layout import Layout
 from .twin import inside, load_world, status
 
 
-def problems(st: dict[str, Any], targets: set[str]) -> list[str]:
-    """What does not answer yet: sshd banners, stand-ins with their credentials, scrape targets."""
+def problems(st: dict[str, Any], targets: set[str], queries: tuple[str, ...] = ()) -> list[str]:
+    """What does not answer yet: sshd banners, stand-ins with their credentials, scrape targets,
+    and the SSOT's PromQL rules (a rate() needs two scrapes after Prometheus starts)."""
     out = []
     for name, h in st["hosts"].items():
         try:
@@ -50,6 +51,10 @@ def problems(st: dict[str, Any], targets: set[str]) -> list[str]:
             active = r.json()["data"]["activeTargets"]
             up = {t["labels"]["instance"] for t in active if t["health"] == "up"}
             out += [f"prometheus: target {t} not up yet" for t in sorted(targets - up)]
+            for q in queries:
+                r = http.get(f"{s['prometheus']['url']}/api/v1/query", params={"query": q})
+                if not r.json()["data"]["result"]:
+                    out.append(f"prometheus: no value yet for {q}")
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             out.append(f"prometheus: {type(exc).__name__}")
     return out
@@ -65,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     st = status(layout)
-    targets = {t.instance for t in load_world(layout).ssot.scrape_targets}
+    ssot = load_world(layout).ssot
+    targets = {t.instance for t in ssot.scrape_targets}
+    queries = tuple(r.query for r in ssot.rules)
     deadline = time.monotonic() + args.timeout
     while True:
-        left = problems(st, targets)
+        left = problems(st, targets, queries)
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)

@@ -84,7 +84,10 @@ def test_every_host_answers_ssh_with_its_hostname_and_mounts(lab: Any) -> None:
         else:
             assert f["tailscale"] is None
         for stack in SSOT.stacks_on(name):
-            assert f["stack_files"][stack.directory] == [stack.compose_file]
+            # the compose file, and the .env its unit generates where the SSOT declares one
+            generated = [g.path.rsplit("/", 1)[1] for g in SSOT.generated_env
+                         if g.stack == stack.name and g.path.startswith(stack.directory + "/")]
+            assert f["stack_files"][stack.directory] == sorted([stack.compose_file, *generated])
         containers = [c for c in SSOT.containers if c.host == name]
         assert len(f["docker"] or []) == len(containers)
     pve = SSOT.proxmox_host.name

@@ -79,15 +79,21 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def twin(env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """The README's own twin, up for the blocks that need it; down afterwards."""
+def lab(env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """The README's own twin: down after the module (a block may take it down before)."""
     missing = prereq.missing()
     if missing:
         pytest.fail("lab twin prerequisites missing: " + "; ".join(missing))
-    up = bash(f"{sys.executable} -m opsverify.cli lab up", env, timeout=300)
-    assert up.returncode == 0, up.stdout[-2000:]
     yield env
     bash(f"{sys.executable} -m opsverify.cli lab down", env, timeout=300)
+
+
+@pytest.fixture
+def twin(lab: dict[str, str]) -> dict[str, str]:
+    """The README's twin up (reused when it is: `ops lab up` then only resets it)."""
+    up = bash(f"{sys.executable} -m opsverify.cli lab up", lab, timeout=300)
+    assert up.returncode == 0, up.stdout[-2000:]
+    return lab
 
 
 def shorten(script: str) -> str:
