@@ -85,7 +85,10 @@ def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet,
     ssot = _load_ssot(ssot_dir)
     digest = ssot_digest(ssot.root)
     state = layout.read_state()
-    if not fresh and is_up(layout, state) and state.get("ssot_digest") == digest:
+    # Reused only when built from this very SSOT directory: reset reads the SSOT from there
+    # (a twin left by a clone since deleted is rebuilt).
+    same_ssot = state.get("ssot") == str(Path(ssot.root).resolve())
+    if not fresh and is_up(layout, state) and state.get("ssot_digest") == digest and same_ssot:
         say("already up from this SSOT: converging it back to its clean state")
         reset(layout, say)
         world = load_world(layout, state)
