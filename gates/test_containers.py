@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fixtures.evidence import Evidence
-from opsverify.checks import conclude, containers
 from opsverify.facts.store import FactStore
+from opsverify.families import containers
+from opsverify.findings import conclude
 from opsverify.ssot.model import Container, Ssot
 
 

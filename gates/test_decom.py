@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fixtures.evidence import Evidence
-from opsverify.checks import conclude, decom
 from opsverify.facts.store import FactStore
+from opsverify.families import decom
+from opsverify.findings import conclude
 from opsverify.settings import Settings
 from opsverify.ssot.model import Decommission, Ssot
 

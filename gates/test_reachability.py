@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fixtures.evidence import Evidence
-from opsverify.checks import conclude, reachability
 from opsverify.facts.store import FactStore
+from opsverify.families import reachability
+from opsverify.findings import conclude
 from opsverify.ssot.model import Host
 
 

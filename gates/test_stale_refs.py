@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from fixtures.evidence import Evidence
-from opsverify.checks import conclude, stale_refs
 from opsverify.facts.store import FactStore
+from opsverify.families import stale_refs
+from opsverify.findings import conclude
 from opsverify.ssot.model import Ssot
 
 

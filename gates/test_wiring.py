@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from fixtures.evidence import Evidence
-from opsverify.checks import conclude, wiring
 from opsverify.facts.store import FactStore
+from opsverify.families import wiring
+from opsverify.findings import conclude
 from opsverify.ssot.model import ConfigCheck, Ssot
 
 

@@ -8,7 +8,15 @@ PASS, FAIL, UNREACHABLE, ERROR, SKIP = "pass", "fail", "unreachable", "error", "
 
 
 class Drift(AssertionError):
-    """The live state differs from the SSOT; the message says what, where, expected and actual."""
+    """The live state differs from the SSOT; the message says what, where, expected and actual.
+
+    `findings` holds the same in parts ({attribute, expected, actual, message}) for reports."""
+
+    def __init__(self, message: str, subject: str = "",
+                 findings: list[dict[str, Any]] | None = None):
+        super().__init__(message)
+        self.subject = subject
+        self.findings = findings or []
 
 
 class Unreachable(Exception):
@@ -24,33 +32,3 @@ def show(value: Any) -> str:
     text = "absent" if value is None else str(value)
     text = " ".join(text.split())
     return text if len(text) <= 160 else text[:157] + "..."
-
-
-class Findings:
-    """Collects every mismatch of one subject, then fails once naming them all.
-
-        f = Findings("Mount vm210:/mnt/media")
-        f.expect("mode", "ro", actual_mode)
-        f.raise_if_any()   # Drift: Mount vm210:/mnt/media: mode: expected ro, got rw
-    """
-
-    def __init__(self, subject: str):
-        self.subject = subject
-        self.problems: list[str] = []
-
-    def expect(self, attribute: str, expected: Any, actual: Any) -> bool:
-        """Record a mismatch unless actual == expected; return whether it held."""
-        if actual == expected:
-            return True
-        self.problems.append(f"{attribute}: expected {show(expected)}, got {show(actual)}")
-        return False
-
-    def require(self, ok: bool, problem: str) -> bool:
-        """Record a free-form problem unless ok."""
-        if not ok:
-            self.problems.append(problem)
-        return ok
-
-    def raise_if_any(self) -> None:
-        if self.problems:
-            raise Drift(f"{self.subject}: " + "; ".join(self.problems))

@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from opsverify import families
+
 from . import apps, drift_api, engine, hosts
 from .drift_host import SCENARIOS as HOST_SCENARIOS
 from .image import split_ref
@@ -29,7 +31,7 @@ from .proc import host_argv, stop
 from .spec import MEDIA_DIRS, World
 from .twin import inside, load_world, reset, ssh_argv, status
 
-HOST_FAMILIES = ("reachability", "mounts", "containers", "secrets", "stale_refs", "wiring")
+HOST_FAMILIES = families.reading_host_facts()
 TAILSCALE_NFS = "100.64.0.184"  # invented: pve as it would look on the tailnet
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from opsverify.checks import containers
+from opsverify.families import containers
 from opsverify.facts import remote
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot.model import Container, Port

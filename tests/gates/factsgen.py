@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opsverify.checks import canonical
+from opsverify.families.values import canonical
 from opsverify.ssot.model import Ssot
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -299,7 +299,7 @@ def main(argv: list[str]) -> int:
     """`python tests/gates/factsgen.py DIR`: write clean facts for the shipped SSOT and today."""
     from datetime import UTC, datetime
 
-    from opsverify.checks.decom import when
+    from opsverify.families.decom import when
     from opsverify.ssot import load
 
     if len(argv) != 1:

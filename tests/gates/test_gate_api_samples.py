@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import samples
 
-from opsverify.checks import routes, secrets
+from opsverify.families import routes, secrets
 from opsverify.facts import api_cloudflare, api_infisical
 from opsverify.ssot.model import Route, SecretPath
 

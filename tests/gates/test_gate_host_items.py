@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import samples
 
-from opsverify.checks import containers, mounts, reachability, secrets, wiring
+from opsverify.families import containers, mounts, reachability, secrets, wiring
 from opsverify.facts import envfiles, fstab, parsers, remote
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot import load

@@ -8,7 +8,7 @@ from typing import Any
 import samples
 import yaml
 
-from opsverify.checks import containers, decom, mounts, observability, reachability, routes
+from opsverify.families import containers, decom, mounts, observability, reachability, routes
 from opsverify.facts import api_cloudflare, api_prometheus, api_proxmox, fstab, parsers
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot.model import Container, Decommission, Host, Mount, Route, Rule, ScrapeTarget
@@ -34,7 +34,7 @@ def nfs(path: str, source: str, mode: str, fstype: str = "nfs4") -> Mount:
 
 
 def problems(check: Any) -> list[str]:
-    return list(check.problems)
+    return [str(f) for f in check.items]
 
 
 def test_read_only_nfs_line_and_its_fstab_entry_pass() -> None:

@@ -197,12 +197,8 @@ def test_parallel_prefetch_never_exceeds_n(monkeypatch: pytest.MonkeyPatch) -> N
             with lock:
                 active[0] -= 1
 
-    class Ssot:
-        proxmox_host = None
-
     monkeypatch.setattr(fixtures.facts, "store_of", lambda config: Store())
-    monkeypatch.setattr(fixtures.facts, "sources_for", lambda item, pve: [f"host:{item}"])
-    monkeypatch.setattr(fixtures.ssot, "_load", lambda config: Ssot())
+    monkeypatch.setattr(fixtures.facts, "sources_for", lambda item: [f"host:{item}"])
     outcomes.prefetch_limited(object(), [f"h{i}" for i in range(8)], 2)  # type: ignore[arg-type]
     assert peak[0] == 2
     outcomes.prefetch_limited(object(), [f"h{i}" for i in range(8)], 8)  # type: ignore[arg-type]

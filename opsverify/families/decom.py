@@ -6,10 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from opsverify.ssot import Ssot
 from opsverify.ssot.model import Decommission
 from opsverify.verdict import Unreachable
 
-from . import Check
+from . import Case, Family
+from .values import Check
 
 
 def when(value: str | datetime) -> datetime:
@@ -62,3 +64,16 @@ def check(d: Decommission, at: datetime, proxmox: dict[str, Any],
         c.require(not gone, f"destroyed before hold_until {d.hold_until} (rollback window "
                             f"broken): {', '.join(gone)} gone")
     return c
+
+
+def _proxmox_host(ssot: Ssot) -> tuple[str, ...]:
+    # `zfs list` runs on the Proxmox host
+    return (f"host:{ssot.proxmox_host.name}",) if ssot.proxmox_host else ()
+
+
+FAMILY = Family(
+    "decom", per="decommission record",
+    checks=("VM 201 stopped, onboot 0; destroyed with its dataset once the hold is over (overdue "
+           "otherwise); not before"),
+    subjects={"decommission": lambda s: (Case(d.host, d.host, d) for d in s.decommissions)},
+    apis=("proxmox",), more_sources=_proxmox_host)

@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 from opsverify.ssot.model import Route
 from opsverify.verdict import Unreachable
 
-from . import Check, mentions
+from . import Case, Family
+from .values import Check, mentions
 
 NO_REMOTE = ("the tunnel has no remote configuration (config null: locally managed, its ingress "
              "is in cloudflared's config.yml on the connector, which the API cannot show)")
@@ -136,3 +137,11 @@ def _show(rule: dict[str, Any] | None) -> str:
     if rule is None:
         return "no rules"
     return f"a last rule for {rule.get('hostname') or '*'}{rule.get('path') or ''}"
+
+
+FAMILY = Family(
+    "routes", per="public hostname",
+    checks=("tunnel ingress → exactly `http://<tailscale_ip>:<port>`; catch-all last; no retired "
+           "target; proxied CNAME; public status and redirect, never followed"),
+    subjects={"route": lambda s: (Case(r.hostname, r.host, r) for r in s.routes)},
+    apis=("cloudflare", "http"))

@@ -6,7 +6,8 @@ from typing import Any
 
 from opsverify.ssot.model import Host
 
-from . import Check, require_sections
+from . import Case, Family
+from .values import Check, require_sections
 
 
 def check(host: Host, facts: dict[str, Any]) -> Check:
@@ -28,3 +29,11 @@ def check(host: Host, facts: dict[str, Any]) -> Check:
               f"tailscale IP: expected {host.tailscale_ip} among the host's, got "
               f"{', '.join(ips) or 'none'}")
     return c
+
+
+FAMILY = Family(
+    "reachability", per="active host",
+    checks=("SSH login within the timeout, pinned host key; hostname; Tailscale Running with the "
+           "SSOT IP (a logged-out node's `BackendState` is kept from `tailscale status --json`)"),
+    subjects={"host": lambda s: (Case(n, n, h) for n, h in s.active_hosts.items())},
+    host_facts=True)

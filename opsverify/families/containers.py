@@ -10,7 +10,8 @@ from typing import Any
 from opsverify.ssot.model import Container
 from opsverify.verdict import Unreachable
 
-from . import Check, names, require_sections
+from . import Case, Family
+from .values import Check, names, require_sections
 
 STOPPED = ("exited", "created")  # intentionally stopped: not running, not restarting
 # A loop caught between two restarts looks running. Docker's back-off resets once a run lasts
@@ -166,3 +167,15 @@ def check_host(host: str, expected: list[Container], facts: dict[str, Any]) -> C
     extra = running - listed
     c.require(not extra, f"running containers the SSOT does not list: {names(extra)}")
     return c
+
+
+FAMILY = Family(
+    "containers", per="host × container",
+    checks=("on the right host; running or intentionally stopped; healthy; not restarting, nor "
+           "restarted in the last 5 minutes or since the previous `--save-facts DIR` run, unless"
+           " the SSOT says `may_restart`; image as pinned; published host:container ports "
+           "exactly as the SSOT lists them; pinned env; nothing unlisted running"),
+    subjects={"container": lambda s: (Case(c.ref, c.host, c) for c in s.containers),
+              "docker_host": lambda s: (Case(h, h, h) for h in
+                                        sorted({c.host for c in s.containers}))},
+    host_facts=True)

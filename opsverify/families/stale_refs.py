@@ -6,7 +6,8 @@ from typing import Any
 
 from opsverify.ssot.model import Ssot
 
-from . import Check, require_sections
+from . import Case, Family
+from .values import Check, require_sections
 
 
 def place(hit: dict[str, Any]) -> str:
@@ -26,7 +27,8 @@ def check(ssot: Ssot, host: str, address: str, facts: dict[str, Any]) -> Check:
     scan = facts.get("scan") or {}
     if hits:
         c = Check(f"Stale address {address} on {host} in", sep=" ")
-        c.problems.extend(place(h) for h in hits)
+        for h in hits:
+            c.require(False, place(h), attribute="where", expected="absent", actual=place(h))
     else:
         c = Check(f"Stale address {address} on {host}")
         gaps = unscanned(ssot, host, scan)  # a scan that never looked would pass for clean
@@ -48,3 +50,13 @@ def unscanned(ssot: Ssot, host: str, scan: dict[str, Any]) -> list[str]:
         out += [f"{s.get('path')} ({s.get('reason')})" for s in scan.get("skipped") or []
                 if "budget" in str(s.get("reason"))] or ["scan incomplete"]
     return out
+
+
+FAMILY = Family(
+    "stale_refs", per="host × retired address",
+    checks=("the address nowhere under the config roots, as a whole address, SQLite included; "
+           "file and line, never content"),
+    subjects={"stale_scan": lambda s: (Case(f"{h}:{addr}", h, (h, addr))
+                                       for h in sorted({st.host for st in s.stacks.values()})
+                                       for addr in s.retired_addresses)},
+    host_facts=True)

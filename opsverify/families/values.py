@@ -1,48 +1,19 @@
-"""Gate logic: compare one SSOT item with the facts collected for it; never collect anything.
-
-Each family module has `check(...) -> Check`: the findings of one subject plus what it looked at.
-A gate test is `conclude(family.check(item, facts...), evidence)`.
-"""
+"""What the families' checks share: reading config values as a person would, addresses,
+and the rule that a fact section that did not finish is UNREACHABLE, not drift."""
 
 from __future__ import annotations
 
 import ipaddress
 import math
 import re
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
-from opsverify.redact import scrub, scrub_obj
-from opsverify.verdict import Drift, Findings, Unreachable
+from opsverify.findings import Findings as Check  # noqa: F401 -- the families' name for it
+from opsverify.verdict import Unreachable
 
 TAILSCALE_NET = ipaddress.ip_network("100.64.0.0/10")
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
-
-
-class EvidenceSink(Protocol):
-    def add(self, name: str, facts: Any) -> None: ...
-
-
-class Check(Findings):
-    """Findings of one subject and the facts they were drawn from (never a secret value)."""
-
-    def __init__(self, subject: str, sep: str = ": "):
-        super().__init__(subject)
-        self.sep = sep
-        self.seen: dict[str, Any] = {}
-
-    def saw(self, name: str, facts: Any) -> None:
-        self.seen[name] = facts
-
-    def same(self, attribute: str, expected: Any, actual: Any) -> bool:
-        """Like expect(), with "8096" == 8096 and "true" == True."""
-        if same(expected, actual):
-            return True
-        return self.expect(attribute, expected, actual)
-
-    def raise_if_any(self) -> None:
-        if self.problems:
-            raise Drift(scrub(self.subject + self.sep + "; ".join(self.problems)))
 
 
 def require_sections(host: str, facts: dict[str, Any], *sections: str) -> None:
@@ -56,13 +27,6 @@ def require_sections(host: str, facts: dict[str, Any], *sections: str) -> None:
     for section in sections:
         if errors.get(section, "").startswith(("did not finish", "not run")):
             raise Unreachable(f"host:{host}", hung[0] if hung else f"{section}: {errors[section]}")
-
-
-def conclude(check: Check, evidence: EvidenceSink) -> None:
-    """Attach what the check saw to the report row, then fail if it found drift."""
-    for name, facts in check.seen.items():
-        evidence.add(name, scrub_obj(facts))
-    check.raise_if_any()
 
 
 def canonical(value: Any) -> str:

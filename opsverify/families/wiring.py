@@ -7,7 +7,8 @@ from typing import Any
 
 from opsverify.ssot.model import ConfigCheck, Ssot
 
-from . import Check, canonical, host_of, ip, is_loopback, require_sections, same
+from . import Case, Family
+from .values import Check, canonical, host_of, ip, is_loopback, require_sections, same
 
 
 def check(ssot: Ssot, cfg: ConfigCheck, facts: dict[str, Any]) -> Check:
@@ -84,3 +85,13 @@ def reason(ssot: Ssot, cfg: ConfigCheck, value: str) -> str | None:
     if ip(host) is not None:
         return f"a same-VM reference uses the Docker DNS name {cfg.address}"
     return f"{host} is not {name}"
+
+
+FAMILY = Family(
+    "wiring", per="reference",
+    checks=("the audit's cross-service URLs: Docker DNS on the same VM, Tailscale IP across VMs "
+           "(Posterizarr, autopulse, and CrossWatch once it is configured), never 127.0.0.1; "
+           "Recyclarr's `!env_var`/`!secret` resolved as Recyclarr does (only to a URL; an "
+           "unresolved one fails as such); library paths; startup wizard"),
+    subjects={"config_check": lambda s: (Case(c.name, c.host, c) for c in s.config_checks)},
+    host_facts=True)

@@ -9,7 +9,8 @@ from typing import Any
 
 from opsverify.ssot.model import Rule, ScrapeTarget
 
-from . import Check, mentions
+from . import Case, Family
+from .values import Check, mentions
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
        "==": operator.eq, "!=": operator.ne}
@@ -72,3 +73,15 @@ def check_rule(rule: Rule, prometheus: dict[str, Any]) -> Check:
                       f"value {'NaN' if math.isnan(v) else f'{v:g}'} violates "
                       f"{rule.op} {rule.threshold:g}")
     return c
+
+
+FAMILY = Family(
+    "observability", per="target / rule",
+    checks=("node-exporter targets up; none at a retired address; the I/O-isolation PromQL rule "
+           "holds; P8's open items (Grafana dashboards, Loki) SKIP with their reason in every "
+           "report"),
+    subjects={"scrape_target": lambda s: (Case(t.instance, t.host, t) for t in s.scrape_targets),
+              "promql_rule": lambda s: (Case(r.name, "", r) for r in s.rules),
+              "planned": lambda s: (Case(p.name, "", p) for p in s.planned
+                                    if p.family == "observability")},
+    apis=("prometheus",))

@@ -7,7 +7,8 @@ from typing import Any
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot.model import Mount
 
-from . import Check, is_tailscale, require_sections
+from . import Case, Family
+from .values import Check, is_tailscale, require_sections
 
 AUTOFS = "autofs"  # systemd's x-systemd.automount placeholder: `systemd-1 PATH autofs ...`
 
@@ -87,3 +88,14 @@ def _compare(c: Check, where: str, entry: dict[str, Any], mount: Mount, fstypes:
     else:
         c.expect(f"{where}source", mount.source, source)
     c.expect(f"{where}mode", mount.mode, mode([str(o) for o in entry.get("options") or []]))
+
+
+FAMILY = Family(
+    "mounts", per="host × mount",
+    checks=("mounted (an idle `x-systemd.automount` is triggered once, as any reader does, inside"
+           ' the timeout: else "automount configured, not mounted" with its fstab line); fstype;'
+           " source `LAN_IP:/export` exactly; ro/rw from the parsed options; same in /etc/fstab,"
+           " read as libmount reads it (an inline comment after the sixth field is fine; a line "
+           "mount(8) skips fails that mount only); never over Tailscale"),
+    subjects={"mount": lambda s: (Case(f"{m.host}:{m.path}", m.host, m) for m in s.mounts)},
+    host_facts=True)

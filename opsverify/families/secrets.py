@@ -8,7 +8,8 @@ from typing import Any
 
 from opsverify.ssot.model import GeneratedEnv, SecretPath, Stack
 
-from . import Check, require_sections
+from . import Case, Family
+from .values import Check, require_sections
 
 
 def check_stack(stack: Stack, facts: dict[str, Any],
@@ -110,3 +111,16 @@ def check_path(secret_path: SecretPath, facts: dict[str, Any]) -> Check:
                            + (f" (imports with no key this identity may read: "
                               f"{', '.join(empty)})" if empty else ""))
     return c
+
+
+FAMILY = Family(
+    "secrets", per="stack / Infisical path",
+    checks=("no plaintext `.env` under the stack directory or any config root, but a `.env` the "
+           "SSOT declares (`generated_env`) as written by a systemd unit's ExecStartPre from "
+           "Infisical: then exactly its mode, not tracked by git, written by that unit; `${VAR}`"
+           " only in compose; every key present in Infisical (names only)"),
+    subjects={"stack": lambda s: (Case(f"{st.host}:{n}", st.host, st)
+                                  for n, st in s.stacks.items()),
+              "secret_path": lambda s: (Case(sp.path, s.stacks[sp.stack].host, sp)
+                                        for sp in s.secret_paths)},
+    apis=("infisical",), host_facts=True)

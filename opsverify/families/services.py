@@ -8,7 +8,8 @@ from typing import Any
 from opsverify.ssot.model import Probe
 from opsverify.verdict import Unreachable
 
-from . import Check, same
+from . import Case, Family
+from .values import Check, same
 
 
 def check(probe: Probe, facts: dict[str, Any],
@@ -58,3 +59,10 @@ def check(probe: Probe, facts: dict[str, Any],
     missing = [k for k in expect.get("json_keys") or [] if not present.get(k)]
     c.require(not missing, f"json keys missing: {', '.join(missing)}")
     return c
+
+
+FAMILY = Family(
+    "services", per="probe",
+    checks=("each app answers its own API (with its key) from the verifier's vantage point"),
+    subjects={"probe": lambda s: (Case(p.container, p.host, p) for p in s.probes)},
+    apis=("http",))
