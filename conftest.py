@@ -5,5 +5,4 @@ pytest_plugins = [
     "fixtures.evidence",
     "fixtures.facts",
     "fixtures.outcomes",
-    "fixtures.report",
 ]

@@ -27,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from opsverify.results import write_atomic
+from opsverify.outputs.files import write_atomic
 from opsverify.soak import ledger, report
 from opsverify.ssot import load
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from opsverify import redact, results
 from opsverify.commands.verify import REPO
+from opsverify.outputs.terminal import short_id
 
 # The drift the demo injects, and the gate test (family, param id) that must catch it.
 DRIFT, FAMILY, PARAM = "media-rw-vm210", "mounts", "vm210:/mnt/media"
@@ -108,7 +109,7 @@ def story(out: Path) -> int:
         step(ops("lab", "reset"), "restoring the twin (ops lab reset)")
         return 1
     for t in caught:
-        say(f"caught: FAIL {results.short_id(t)}: {t['message']}")
+        say(f"caught: FAIL {short_id(t)}: {t['message']}")
     if not step(ops("lab", "reset"), "3/3 restoring the twin (ops lab reset)"):
         return 1
     code, _ = verify(out, "verify")

@@ -12,18 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from datetime import datetime
-from html import escape
 from pathlib import Path
 from typing import Any
 
-from opsverify import redact, results
-from opsverify.verdict import ERROR, FAIL, PASS, SKIP, UNREACHABLE
+from opsverify import outputs, redact, results
+from opsverify.outputs.terminal import detail_lines, headline
+from opsverify.results import SEVERITY
 
-# When shards overlap (a gate run by two of them), the worse outcome stands: a merge never
-# hides a failure.
-SEVERITY = {PASS: 0, SKIP: 1, UNREACHABLE: 2, ERROR: 3, FAIL: 4}
 NO_HOST = "not opsverify_host"  # pytest -k: the gates no host mark is on (ssot, PromQL rules)
 
 EPILOG = """exit codes (merge):
@@ -113,6 +109,7 @@ def merge(docs: list[dict[str, Any]], names: list[str] | None = None) -> dict[st
     for doc in docs:
         for t in doc["tests"]:
             have = tests.get(t["id"])
+            # A gate run by two shards keeps its worse outcome: a merge never hides a failure.
             if have is None or SEVERITY.get(t["outcome"], 0) > SEVERITY.get(have["outcome"], 0):
                 tests[t["id"]] = t
         unreachable.update(doc.get("unreachable") or {})
@@ -158,53 +155,10 @@ def cmd_merge(args: argparse.Namespace) -> int:
         docs.append(doc)
     res = merge(docs, [str(p) for p in args.inputs])
     code = res["exit_code"]
-    if args.json:
-        results.write_json(args.json, res)
-    if args.junit_xml:
-        results.write_atomic(args.junit_xml, results.junit_xml(res))
-    if args.prom:
-        results.write_atomic(args.prom, results.prometheus_text(res, now=time.time(), code=code))
-    if args.html:
-        results.write_atomic(args.html, html_page(res))
-    print(results.headline(res).replace("ops verify:", f"ops report merge ({len(docs)} runs):"))
+    outputs.write(res, code, json=args.json, junit_xml=args.junit_xml, prom=args.prom,
+                  html_path=args.html)
+    print(headline(res).replace("ops verify:", f"ops report merge ({len(docs)} runs):"))
     if not args.quiet:
-        for line in results.detail_lines(res):
+        for line in detail_lines(res):
             print(line)
     return code
-
-
-# ---- HTML ------------------------------------------------------------------------------------
-
-STYLE = """body{font:14px system-ui,sans-serif;margin:1.5em}table{border-collapse:collapse}
-td,th{border-bottom:1px solid #ddd;padding:2px 8px;text-align:left;vertical-align:top}
-.fail,.error{color:#b00}.unreachable{color:#a60}.skip{color:#666}pre{margin:0;font-size:12px}
-summary{cursor:pointer}"""
-
-
-def html_page(res: dict[str, Any]) -> str:
-    """A static page (no script: it opens at once whatever the number of gates): the summary,
-    the shards, then every gate, not passing first, each with its evidence."""
-    rows = []
-    order = sorted(res["tests"], key=lambda t: (-SEVERITY.get(t["outcome"], 0), t["id"]))
-    for t in order:
-        evidence = ""
-        if t.get("evidence"):
-            shown = json.dumps(t["evidence"], indent=1, sort_keys=True, default=str)
-            evidence = f"<details><summary>evidence</summary><pre>{escape(shown)}</pre></details>"
-        rows.append(f'<tr class="{escape(t["outcome"])}"><td>{escape(t["outcome"].upper())}</td>'
-                    f'<td>{escape(t["family"])}</td><td>{escape(t["host"])}</td>'
-                    f'<td>{escape(t["name"])}<br>{escape(t["message"])}{evidence}</td></tr>')
-    shards = "".join(
-        f"<li>{escape(s['name'])}: {s['tests']} gates, {len(s['hosts'])} hosts, exit "
-        f"{s['exit_code']}, {s['duration_s']} s</li>" for s in res.get("shards", []))
-    details = "\n".join(line.strip() for line in results.detail_lines(res))
-    relaxed = "".join(f"<li>{escape(r)}</li>" for r in res["relaxations"]) or "<li>none</li>"
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>opsverify: "
-            f"{escape(res['ssot'])} at {escape(res['finished'])}</title><style>{STYLE}</style>"
-            f"</head><body><h1>opsverify: merged report</h1>"
-            f"<p><strong>{escape(results.headline(res))}</strong></p>"
-            f"<pre>{escape(details)}</pre><p>Relaxations:</p><ul>{relaxed}</ul>"
-            f"<p>Runs merged:</p><ul>{shards}</ul><table><thead><tr><th>Outcome</th>"
-            f"<th>Family</th><th>Host</th><th>Gate</th></tr></thead><tbody>"
-            + "\n".join(rows) + "</tbody></table></body></html>\n")
-    return redact.scrub(page)

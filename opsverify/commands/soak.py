@@ -19,7 +19,7 @@ from opsverify.commands.verify import (
     refuse_settings,
     selection_flags,
 )
-from opsverify.results import write_atomic
+from opsverify.outputs.files import write_atomic
 from opsverify.settings import Settings
 from opsverify.soak import ledger, report, runner
 

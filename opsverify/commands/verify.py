@@ -1,8 +1,8 @@
 """`ops verify`: run the gates (pytest on the repo's gates/) and write the reports asked for.
 
-A thin wrapper: it validates the SSOT and the selection, builds a pytest argument list, runs
-pytest in this process, and turns the run's results JSON into JUnit XML and a Prometheus
-textfile. Every verdict comes from the gates; none is made here.
+A thin wrapper: it validates the SSOT and the selection, builds a pytest argument list and runs
+pytest in this process; the run renders every report from its results model and hands the
+model back in memory (for the exit code). Every verdict comes from the gates; none is made here.
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from opsverify import redact, results
+from opsverify import options, outputs, redact, results
 from opsverify import ssot as ssot_pkg
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,18 +49,8 @@ def add_selection_args(p: argparse.ArgumentParser, *, save_facts: bool = True) -
                    help="only this gate family, gates/test_NAME.py (repeatable)")
     g.add_argument("-k", metavar="EXPR", dest="keyword", default=None,
                    help="pytest -k expression over test ids, passed through")
-    g.add_argument("--ssot", metavar="DIR", type=Path, default=None,
-                   help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
     f = p.add_argument_group("facts")
-    f.add_argument("--facts", metavar="DIR", type=Path, default=None,
-                   help="replay facts saved by --save-facts instead of asking hosts and APIs")
-    if save_facts:
-        f.add_argument("--save-facts", metavar="DIR", type=Path, default=None,
-                       help="save every collected fact to DIR (one JSON file per host or API)")
-    f.add_argument("--timeout", metavar="S", type=float, default=None,
-                   help="hard limit in seconds for one host's or API's collection (default 10)")
-    f.add_argument("--parallel", metavar="N", type=int, default=None,
-                   help="collect at most N hosts/APIs at once (default: 32)")
+    options.add_to_argparse({"selection": g, "facts": f}, *(() if save_facts else ("save_facts",)))
 
 
 def selection_flags(args: argparse.Namespace) -> list[str]:
@@ -72,11 +60,10 @@ def selection_flags(args: argparse.Namespace) -> list[str]:
         out += ["--host", h]
     for f in args.family:
         out += ["--family", f]
-    for flag, value in (("-k", args.keyword), ("--ssot", args.ssot), ("--facts", args.facts),
-                        ("--timeout", args.timeout), ("--parallel", args.parallel)):
-        if value is not None:
-            out += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]
-    return out
+    if args.keyword is not None:
+        out += ["-k", args.keyword]
+    return out + options.as_argv(args, for_pytest=False,
+                                 only=("ssot", "facts", "timeout", "parallel"))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,12 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "line: `ops verify: 187/187 PASS (11 families, 3 hosts, 2.1 s)`.",
         epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_selection_args(p)
-    o = p.add_argument_group("reports (any together; each written atomically)")
-    o.add_argument("--html", metavar="PATH", type=Path, help="self-contained HTML report")
-    o.add_argument("--junit-xml", metavar="PATH", type=Path, help="JUnit XML for CI")
-    o.add_argument("--json", metavar="PATH", type=Path, help="every test: id, outcome, message")
-    o.add_argument("--prom", metavar="PATH", type=Path,
-                   help="Prometheus textfile for node-exporter's textfile collector")
+    options.add_to_argparse({"reports": p.add_argument_group(
+        "reports (any together; each written atomically)")})
     v = p.add_mutually_exclusive_group()
     v.add_argument("-q", "--quiet", action="count", default=0, help="less output")
     v.add_argument("-v", "--verbose", action="count", default=0, help="one line per gate")
@@ -119,10 +102,13 @@ def check_args(args: argparse.Namespace) -> str | None:
         return f"--timeout {args.timeout}: must be a positive number of seconds"
     if args.parallel is not None and args.parallel < 1:
         return f"--parallel {args.parallel}: must be at least 1"
-    for path in (getattr(args, n, None) for n in ("html", "junit_xml", "json", "prom")):
+    for path in (getattr(args, n, None) for n in options.REPORTS):
         problem = _unwritable(path) if path is not None else None
         if problem:
             return problem
+    if args.facts is not None:  # the facts contract: a file of the wrong shape is refused here
+        from opsverify.facts.contract import replay_problem
+        return replay_problem(args.facts)
     return None
 
 
@@ -161,27 +147,17 @@ def refuse_settings(ssot: ssot_pkg.Ssot, command: str) -> bool:
     return bool(problems)
 
 
-def pytest_argv(args: argparse.Namespace, json_path: Path) -> list[str]:
-    """The pytest command line for this selection, writing results JSON to json_path."""
+def pytest_argv(args: argparse.Namespace) -> list[str]:
+    """The pytest command line for this selection."""
     paths = [str(GATES / f"test_{f}.py") for f in dict.fromkeys(args.family)] or [str(GATES)]
     argv = [*paths, "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
             "-p", "no:cacheprovider", "--continue-on-collection-errors", "-rN",
-            *[a for name in UNUSED_PLUGINS for a in ("-p", f"no:{name}")],
-            "--opsverify-json", str(json_path)]
-    keyword = args.keyword
-    if args.host:
-        hosts = " or ".join(dict.fromkeys(args.host))
-        keyword = f"({keyword}) and ({hosts})" if keyword else hosts
-    if keyword:
-        argv += ["-k", keyword]
-    for flag, value in (("--ssot", args.ssot), ("--facts", args.facts),
-                        ("--save-facts", args.save_facts), ("--timeout", args.timeout),
-                        ("--opsverify-parallel", args.parallel)):
-        if value is not None:
-            argv += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]
-    html = getattr(args, "html", None)
-    if html is not None:
-        argv += ["--html", str(html.resolve()), "--self-contained-html"]
+            *[a for name in UNUSED_PLUGINS for a in ("-p", f"no:{name}")]]
+    for host in dict.fromkeys(args.host):
+        argv += ["--opsverify-host", host]  # whole names: vm30 is not vm301, as -k would have it
+    if args.keyword:
+        argv += ["-k", args.keyword]
+    argv += options.as_argv(args, for_pytest=True)
     quiet, verbose = getattr(args, "quiet", 0), getattr(args, "verbose", 0)
     if verbose:
         argv += ["-" + "v" * verbose, "--tb=no"]
@@ -207,17 +183,29 @@ def run(args: argparse.Namespace) -> int:
     if refuse_settings(ssot, "ops verify"):
         write_reports(args, None, results.EXIT_USAGE)
         return results.EXIT_USAGE
-    with tempfile.TemporaryDirectory(prefix="opsverify-") as tmp:
-        json_path = args.json.resolve() if args.json else Path(tmp) / "results.json"
-        json_path.unlink(missing_ok=True)  # a stale file must not pass for this run's results
-        rc = run_pytest(pytest_argv(args, json_path))
-        res = _results_or_none(json_path)
-        code = exit_code(rc, res)
-        write_reports(args, res, code)
+    for path in (getattr(args, n, None) for n in options.REPORTS):
+        if path is not None:
+            path.unlink(missing_ok=True)  # a stale file must not pass for this run's report
+    received = Received()
+    rc = run_pytest(pytest_argv(args), received)
+    code = exit_code(rc, received.results)
+    if received.results is None or code != received.results["exit_code"]:
+        write_reports(args, received.results, code)  # the run's own reports cannot know this
     return code
 
 
-def run_pytest(argv: list[str]) -> int:
+class Received:
+    """A pytest plugin object that keeps the run's results model when the run ends."""
+
+    results: dict[str, Any] | None = None
+
+    def pytest_unconfigure(self, config: Any) -> None:
+        from fixtures.outcomes import RESULTS
+
+        self.results = config.stash.get(RESULTS, None)
+
+
+def run_pytest(argv: list[str], *plugins: object) -> int:
     """pytest in this process, on the repo's gates (fixtures/ is imported from the repo)."""
     import pytest
 
@@ -226,16 +214,9 @@ def run_pytest(argv: list[str]) -> int:
     cwd = Path.cwd()
     os.chdir(REPO)  # test ids and paths in the output read gates/test_x.py, wherever ops runs
     try:
-        return int(pytest.main(argv))
+        return int(pytest.main(argv, plugins=list(plugins)))
     finally:
         os.chdir(cwd)
-
-
-def _results_or_none(path: Path) -> dict[str, Any] | None:
-    try:
-        return results.load(path)
-    except results.ResultsError:
-        return None
 
 
 def exit_code(rc: int, res: dict[str, Any] | None) -> int:
@@ -254,8 +235,7 @@ def exit_code(rc: int, res: dict[str, Any] | None) -> int:
 
 
 def write_reports(args: argparse.Namespace, res: dict[str, Any] | None, code: int) -> None:
-    """JUnit XML and the Prometheus textfile, from the results of the run."""
-    if args.junit_xml is not None and res is not None:
-        results.write_atomic(args.junit_xml, results.junit_xml(res))
-    if args.prom is not None:
-        results.write_atomic(args.prom, results.prometheus_text(res, now=time.time(), code=code))
+    """The reports of a run that ended otherwise than its results say (interrupted, refused)."""
+    outputs.write(res, code, json=getattr(args, "json", None),
+                  junit_xml=getattr(args, "junit_xml", None), prom=getattr(args, "prom", None),
+                  html_path=getattr(args, "html", None))

@@ -7,11 +7,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from opsverify.findings import Findings
 from opsverify.ssot.model import Container
 from opsverify.verdict import Unreachable
 
 from . import Case, Family
-from .values import Check, names, require_sections
+from .values import names, require_sections
 
 STOPPED = ("exited", "created")  # intentionally stopped: not running, not restarting
 # A loop caught between two restarts looks running. Docker's back-off resets once a run lasts
@@ -41,12 +42,12 @@ def image_ref(ref: str) -> str:
 
 
 def check(container: Container, facts: dict[str, Any],
-          previous: dict[str, Any] | None = None) -> Check:
+          previous: dict[str, Any] | None = None) -> Findings:
     """Present; running or intentionally stopped; not restarting, nor restarted recently or
     since the previous saved run (unless may_restart); healthy; image; published ports; pinned
     env. previous: the host's facts saved by the previous run, if any."""
     require_sections(container.host, facts, "docker")
-    c = Check(f"Container {container.ref} on {container.host}")
+    c = Findings(f"Container {container.ref} on {container.host}")
     found = {str(x.get("name", "")).lstrip("/"): x for x in engine(container.host, facts)}
     actual = found.get(container.name)
     c.saw("container", {"expected": {"state": container.state, "image": container.image,
@@ -103,7 +104,7 @@ def when(text: Any) -> datetime | None:
     return datetime.fromisoformat(f"{m.group(1)}.{frac}{zone}")
 
 
-def _restarted(c: Check, container: Container, actual: dict[str, Any],
+def _restarted(c: Findings, container: Container, actual: dict[str, Any],
                before: dict[str, Any] | None, now_text: str | None) -> None:
     """A restart loop caught while the container happens to be up."""
     if container.may_restart:
@@ -135,7 +136,7 @@ def _bindings(actual: dict[str, Any]) -> tuple[set[tuple[Any, int, str]], str]:
         "configured"
 
 
-def _ports(c: Check, container: Container, actual: dict[str, Any]) -> None:
+def _ports(c: Findings, container: Container, actual: dict[str, Any]) -> None:
     """Published host:container ports exactly as the SSOT lists them."""
     if "ports_configured" not in actual:  # facts from before the collector read ports
         return
@@ -148,7 +149,7 @@ def _ports(c: Check, container: Container, actual: dict[str, Any]) -> None:
         c.require(False, f"published ports: expected {show(expected)}, got {show(got)} ({where})")
 
 
-def _health(c: Check, container: Container, actual: dict[str, Any]) -> None:
+def _health(c: Findings, container: Container, actual: dict[str, Any]) -> None:
     has = actual.get("has_healthcheck")
     if container.healthcheck and not has:
         c.require(False, "healthcheck: the SSOT says it has one, the container defines none")
@@ -156,10 +157,10 @@ def _health(c: Check, container: Container, actual: dict[str, Any]) -> None:
         c.expect("health", "healthy", actual.get("health"))
 
 
-def check_host(host: str, expected: list[Container], facts: dict[str, Any]) -> Check:
+def check_host(host: str, expected: list[Container], facts: dict[str, Any]) -> Findings:
     """No running container on the host that the SSOT does not list for it."""
     require_sections(host, facts, "docker")
-    c = Check(f"Docker host {host}")
+    c = Findings(f"Docker host {host}")
     listed = {x.name for x in expected if x.host == host}
     running = {str(x.get("name", "")).lstrip("/") for x in engine(host, facts)
                if x.get("state") in ("running", "restarting")}

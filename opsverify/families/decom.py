@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from opsverify.findings import Findings
 from opsverify.ssot import Ssot
 from opsverify.ssot.model import Decommission
 from opsverify.verdict import Unreachable
 
 from . import Case, Family
-from .values import Check
 
 
 def when(value: str | datetime) -> datetime:
@@ -40,9 +40,9 @@ def datasets(source: str, facts: dict[str, Any]) -> list[str]:
 
 
 def check(d: Decommission, at: datetime, proxmox: dict[str, Any],
-          zfs: list[str] | None) -> Check:
+          zfs: list[str] | None) -> Findings:
     """Stopped with onboot 0 while it exists; gone after hold_until if destroy; intact before."""
-    c = Check(f"Decommission {d.host} (VM {d.vmid} on {d.node})")
+    c = Findings(f"Decommission {d.host} (VM {d.vmid} on {d.node})")
     vm = (proxmox.get("vms") or {}).get(str(d.vmid)) or {"exists": False}
     # zfs None: no Proxmox host to ask, so the datasets are not judged.
     kept = {ds: ds in zfs for ds in d.datasets} if zfs is not None else {}

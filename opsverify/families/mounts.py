@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsverify.findings import Findings
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot.model import Mount
 
 from . import Case, Family
-from .values import Check, is_tailscale, require_sections
+from .values import is_tailscale, require_sections
 
 AUTOFS = "autofs"  # systemd's x-systemd.automount placeholder: `systemd-1 PATH autofs ...`
 
@@ -34,10 +35,10 @@ def _entry(entries: list[dict[str, Any]], path: str) -> dict[str, Any] | None:
     return hits[-1] if hits else None
 
 
-def check(mount: Mount, facts: dict[str, Any], accept_fstype: str | None = None) -> Check:
+def check(mount: Mount, facts: dict[str, Any], accept_fstype: str | None = None) -> Findings:
     """Mounted, fstype, exact LAN source, exact mode, the same entry in /etc/fstab, not Tailscale."""
     require_sections(mount.host, facts, "mounts", "fstab")
-    c = Check(f"Mount {mount.host}:{mount.path}")
+    c = Findings(f"Mount {mount.host}:{mount.path}")
     live = _entry(facts.get("mounts") or [], mount.path)
     fstab = _entry(facts.get("fstab") or [], mount.path)
     broken = [e for e in facts.get("fstab_errors") or []
@@ -78,7 +79,7 @@ def fstab_line(entry: dict[str, Any]) -> str:
             f"{entry.get('fstype')} {','.join(options)}")
 
 
-def _compare(c: Check, where: str, entry: dict[str, Any], mount: Mount, fstypes: set[str]) -> None:
+def _compare(c: Findings, where: str, entry: dict[str, Any], mount: Mount, fstypes: set[str]) -> None:
     source = str(entry.get("source"))
     fstype = entry.get("fstype")
     c.require(fstype in fstypes, f"{where}fstype: expected {mount.fstype}, got {fstype}")

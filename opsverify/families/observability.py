@@ -7,18 +7,19 @@ import math
 import operator
 from typing import Any
 
+from opsverify.findings import Findings
 from opsverify.ssot.model import Rule, ScrapeTarget
 
 from . import Case, Family
-from .values import Check, mentions
+from .values import mentions
 
 OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
        "==": operator.eq, "!=": operator.ne}
 
 
-def check_target(target: ScrapeTarget, prometheus: dict[str, Any]) -> Check:
+def check_target(target: ScrapeTarget, prometheus: dict[str, Any]) -> Findings:
     """An active target with the SSOT's job and instance exists and is up."""
-    c = Check(f"Scrape target {target.instance} (job {target.job})")
+    c = Findings(f"Scrape target {target.instance} (job {target.job})")
     targets = prometheus.get("targets") or []
     found = [t for t in targets if t.get("instance") == target.instance
              and t.get("job") == target.job]
@@ -33,9 +34,9 @@ def check_target(target: ScrapeTarget, prometheus: dict[str, Any]) -> Check:
     return c
 
 
-def check_retired(retired: dict[str, str], prometheus: dict[str, Any]) -> Check:
+def check_retired(retired: dict[str, str], prometheus: dict[str, Any]) -> Findings:
     """No active target points at a retired address."""
-    c = Check("Prometheus targets")
+    c = Findings("Prometheus targets")
     targets = prometheus.get("targets") or []
     c.saw("targets", [f"{t.get('job')}/{t.get('instance')}" for t in targets])
     for t in targets:
@@ -55,9 +56,9 @@ def number(value: Any) -> float:
         return math.nan
 
 
-def check_rule(rule: Rule, prometheus: dict[str, Any]) -> Check:
+def check_rule(rule: Rule, prometheus: dict[str, Any]) -> Findings:
     """The query ran, returned at least one value, and every value satisfies op threshold."""
-    c = Check(f"Rule {rule.name} ({rule.query} {rule.op} {rule.threshold:g})")
+    c = Findings(f"Rule {rule.name} ({rule.query} {rule.op} {rule.threshold:g})")
     got = (prometheus.get("rules") or {}).get(rule.name)
     c.saw("rule", {"description": rule.description, "result": got})
     if got is None:

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsverify.findings import Findings
 from opsverify.ssot.model import Host
 
 from . import Case, Family
-from .values import Check, require_sections
+from .values import require_sections
 
 
-def check(host: Host, facts: dict[str, Any]) -> Check:
+def check(host: Host, facts: dict[str, Any]) -> Findings:
     """Hostname as the SSOT says; Tailscale Running with the SSOT's address, if it has one."""
     require_sections(host.name, facts, "hostname", "tailscale")
-    c = Check(f"Host {host.name}")
+    c = Findings(f"Host {host.name}")
     ts = facts.get("tailscale") or {}
     c.saw("host", {"hostname": facts.get("hostname"), "tailscale": ts,
                    "collected_in_s": facts.get("duration_s")})

@@ -7,17 +7,18 @@ from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlsplit
 
+from opsverify.findings import Findings
 from opsverify.ssot.model import Route
 from opsverify.verdict import Unreachable
 
 from . import Case, Family
-from .values import Check, mentions
+from .values import mentions
 
 NO_REMOTE = ("the tunnel has no remote configuration (config null: locally managed, its ingress "
              "is in cloudflared's config.yml on the connector, which the API cannot show)")
 
 
-def _remote(c: Check, cloudflare: dict[str, Any]) -> bool:
+def _remote(c: Findings, cloudflare: dict[str, Any]) -> bool:
     """False, with the one finding that says why, when the tunnel is locally managed."""
     remote = (cloudflare.get("tunnel") or {}).get("remote") is not False
     return c.require(remote, NO_REMOTE)
@@ -38,9 +39,9 @@ def rule_for(ingress: list[dict[str, Any]], hostname: str) -> tuple[int, dict[st
 
 
 def check(route: Route, tunnel_id: str, cloudflare: dict[str, Any],
-          http: dict[str, Any]) -> Check:
+          http: dict[str, Any]) -> Findings:
     """Ingress maps the hostname to exactly route.service; proxied CNAME; public answer."""
-    c = Check(f"Route {route.hostname}")
+    c = Findings(f"Route {route.hostname}")
     ingress = (cloudflare.get("tunnel") or {}).get("ingress") or []
     found = rule_for(ingress, route.hostname)
     records = [r for r in cloudflare.get("dns") or []
@@ -68,7 +69,7 @@ def check(route: Route, tunnel_id: str, cloudflare: dict[str, Any],
     return c
 
 
-def _dns(c: Check, route: Route, tunnel_id: str, records: list[dict[str, Any]]) -> None:
+def _dns(c: Findings, route: Route, tunnel_id: str, records: list[dict[str, Any]]) -> None:
     target = f"{tunnel_id}.cfargotunnel.com"
     if not records:
         c.require(False, f"DNS: expected a proxied CNAME to {target}, got no record")
@@ -79,7 +80,7 @@ def _dns(c: Check, route: Route, tunnel_id: str, records: list[dict[str, Any]]) 
     c.expect("DNS proxied", True, rec.get("proxied"))
 
 
-def _public(c: Check, route: Route, public: dict[str, Any] | None) -> None:
+def _public(c: Findings, route: Route, public: dict[str, Any] | None) -> None:
     if public is None:
         c.require(False, "public URL: not probed (no result in the http facts)")
         return
@@ -102,9 +103,9 @@ def _location(location: str | None, route: Route) -> str | None:
     return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
-def check_catch_all(catch_all: str, cloudflare: dict[str, Any]) -> Check:
+def check_catch_all(catch_all: str, cloudflare: dict[str, Any]) -> Findings:
     """The ingress ends in a rule without hostname or path serving the SSOT's catch-all."""
-    c = Check("Tunnel ingress")
+    c = Findings("Tunnel ingress")
     ingress = (cloudflare.get("tunnel") or {}).get("ingress") or []
     last = ingress[-1] if ingress else None
     c.saw("ingress", ingress)
@@ -118,9 +119,9 @@ def check_catch_all(catch_all: str, cloudflare: dict[str, Any]) -> Check:
     return c
 
 
-def check_retired(retired: dict[str, str], cloudflare: dict[str, Any]) -> Check:
+def check_retired(retired: dict[str, str], cloudflare: dict[str, Any]) -> Findings:
     """No ingress rule sends traffic to a retired address."""
-    c = Check("Tunnel ingress")
+    c = Findings("Tunnel ingress")
     ingress = (cloudflare.get("tunnel") or {}).get("ingress") or []
     c.saw("ingress", ingress)
     _remote(c, cloudflare)  # rules the API cannot show cannot be cleared of retired targets

@@ -5,21 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from opsverify.findings import Findings
 from opsverify.ssot.model import Probe
 from opsverify.verdict import Unreachable
 
 from . import Case, Family
-from .values import Check, same
+from .values import same
 
 
 def check(probe: Probe, facts: dict[str, Any],
-          host_answers: Callable[[], object] | None = None) -> Check:
+          host_answers: Callable[[], object] | None = None) -> Findings:
     """Answered; status; body; JSON values; JSON keys present.
 
     host_answers: asked only when the probe made no connection (refused, connect timeout); it
     raises Unreachable when the probe's host does not answer either (its SSH facts), and then
     the failure is the host's, not the service's."""
-    c = Check(f"Service {probe.container} (GET {probe.url})")
+    c = Findings(f"Service {probe.container} (GET {probe.url})")
     got = (facts.get("probes") or {}).get(probe.name)
     c.saw("probe", {"expected": probe.expect, "answer": got})
     if got is None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsverify.findings import Findings
 from opsverify.ssot.model import Ssot
 
 from . import Case, Family
-from .values import Check, require_sections
+from .values import require_sections
 
 
 def place(hit: dict[str, Any]) -> str:
@@ -20,17 +21,17 @@ def place(hit: dict[str, Any]) -> str:
     return f"{where} line {hit['line']}" if hit.get("line") is not None else where
 
 
-def check(ssot: Ssot, host: str, address: str, facts: dict[str, Any]) -> Check:
+def check(ssot: Ssot, host: str, address: str, facts: dict[str, Any]) -> Findings:
     """No hit for the address, and a scan that covered every SSOT config root of the host."""
     require_sections(host, facts, "stale_refs")
     hits = [h for h in facts.get("stale_refs") or [] if h.get("address") == address]
     scan = facts.get("scan") or {}
     if hits:
-        c = Check(f"Stale address {address} on {host} in", sep=" ")
+        c = Findings(f"Stale address {address} on {host} in", sep=" ")
         for h in hits:
             c.require(False, place(h), attribute="where", expected="absent", actual=place(h))
     else:
-        c = Check(f"Stale address {address} on {host}")
+        c = Findings(f"Stale address {address} on {host}")
         gaps = unscanned(ssot, host, scan)  # a scan that never looked would pass for clean
         c.require(not gaps, f"not fully scanned, so not known clean: {'; '.join(gaps)}")
     c.saw("stale_refs", {"address": address, "was": ssot.retired_addresses.get(address),

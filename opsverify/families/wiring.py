@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsverify.findings import Findings
 from opsverify.ssot.model import ConfigCheck, Ssot
 
 from . import Case, Family
-from .values import Check, canonical, host_of, ip, is_loopback, require_sections, same
+from .values import canonical, host_of, ip, is_loopback, require_sections, same
 
 
-def check(ssot: Ssot, cfg: ConfigCheck, facts: dict[str, Any]) -> Check:
+def check(ssot: Ssot, cfg: ConfigCheck, facts: dict[str, Any]) -> Findings:
     """The file was read and every SSOT key holds its expected value, and only that value.
 
     A value behind an indirection (Recyclarr's `!env_var`, `!secret`) is compared as the app
@@ -20,7 +21,7 @@ def check(ssot: Ssot, cfg: ConfigCheck, facts: dict[str, Any]) -> Check:
     """
     require_sections(cfg.host, facts, "config")
     kind = "Wiring" if cfg.source else "Setting"
-    c = Check(f"{kind} {cfg.name} ({cfg.host}:{cfg.file})")
+    c = Findings(f"{kind} {cfg.name} ({cfg.host}:{cfg.file})")
     c.skip_reason = None
     got = (facts.get("config") or {}).get(cfg.name)
     c.saw("config", {"expected": cfg.keys, "found": got})

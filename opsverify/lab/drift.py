@@ -140,7 +140,7 @@ class Drifter:
                 return m
         raise LabError(f"the SSOT has no mount {path} on {host}")
 
-    def check(self, name: str) -> Any:
+    def wiring_ref(self, name: str) -> Any:
         for c in self.ssot.config_checks:
             if c.name == name:
                 return c
@@ -184,7 +184,7 @@ def nfs_over_tailscale(d: Drifter) -> None:
 
 
 def stale_prowlarr(d: Drifter) -> None:
-    check = d.check("prowlarr->radarr")
+    check = d.wiring_ref("prowlarr->radarr")
     radarr = d.ssot.container(check.target or "")
     ctx = apps.Ctx(d.ssot, d.world.secrets, d.world.secrets["seed"])
     port = radarr.ports[0].container if radarr and radarr.ports else 7878
@@ -202,8 +202,8 @@ def stale_prowlarr(d: Drifter) -> None:
 
 
 def stale_plugin(d: Drifter) -> None:
-    checks = [d.check("jellyfin-homescreensections->radarr"),
-              d.check("jellyfin-homescreensections->sonarr")]
+    checks = [d.wiring_ref("jellyfin-homescreensections->radarr"),
+              d.wiring_ref("jellyfin-homescreensections->sonarr")]
     old = d.retired("vm201")
     for c in checks:
         d.sh("vm210", f"sed -i 's#{c.address}:#{old}:#' {shlex.quote(c.file)}")
@@ -303,13 +303,13 @@ def infisical_missing(d: Drifter) -> None:
 
 
 def posterizarr_dns(d: Drifter) -> None:
-    c = d.check("posterizarr->jellyfin")
+    c = d.wiring_ref("posterizarr->jellyfin")
     d.sh("vm209", f"sed -i 's#\"JellyfinUrl\": \"[^\"]*\"#\"JellyfinUrl\": "
                   f"\"http://jellyfin:8096\"#' {shlex.quote(c.file)}")
 
 
 def jellyseerr_localhost(d: Drifter) -> None:
-    c = d.check("jellyseerr->jellyfin")
+    c = d.wiring_ref("jellyseerr->jellyfin")
     d.sh("vm210", f"sed -i 's#\"ip\": \"jellyfin\"#\"ip\": \"127.0.0.1\"#' {shlex.quote(c.file)}")
 
 
@@ -346,7 +346,7 @@ def sshd_frozen(d: Drifter) -> None:
 
 def hung_nfs(d: Drifter) -> None:
     m = d.mount("vm209", "/mnt/docker")
-    target = str(Path(d.check("prowlarr->radarr").file).parent)  # /mnt/docker/prowlarr
+    target = str(Path(d.wiring_ref("prowlarr->radarr").file).parent)  # /mnt/docker/prowlarr
     # The kernel here has no NFS client: a FUSE mount that never answers hangs every access
     # the way a hard NFS mount does when its server stops (see hung_mount.py). It sits on
     # Prowlarr's config directory, as a nested export would, so /mnt/docker itself still

@@ -1,13 +1,13 @@
 """Soak runs: one iteration is `ops verify` in a child process; the schedule repeats it.
 
-Each iteration asks the child for its results JSON and saved facts (in a scratch directory
-that is emptied before every run), then keeps what a soak needs: every test's outcome,
-duration and message, and each container's id, state, health, restart count and start time.
+Each iteration asks the child for its results model (--json, in a scratch directory emptied
+before every run) and keeps the ledger line outputs/ledger.py renders from it: every test's
+outcome, duration and message, and each container's id, state, health, restart count and
+start time (the model carries them; no facts file is read).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -16,21 +16,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from opsverify import redact, results
+from opsverify.outputs.ledger import record
 from opsverify.soak.ledger import Writer
 
 PR_SET_PDEATHSIG = 1
-CONTAINER_FIELDS = ("id", "state", "health", "restart_count", "started_at")
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
-
-
 def _die_with_parent() -> None:
     # A verify child must not outlive a soak killed with SIGKILL.
     import ctypes
@@ -45,9 +39,9 @@ def run_once(flags: list[str], workdir: Path, *, timeout: float,
     """One soak iteration: `ops verify FLAGS` in a child; its outcomes and container facts."""
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    json_path, facts_dir = workdir / "results.json", workdir / "facts"
+    json_path = workdir / "results.json"
     cmd = [sys.executable, "-m", "opsverify.cli", "verify", "-q", *flags,
-           "--json", str(json_path), "--save-facts", str(facts_dir)]
+           "--json", str(json_path)]
     started = time.time()
     error = None
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -69,41 +63,13 @@ def run_once(flags: list[str], workdir: Path, *, timeout: float,
     except results.ResultsError:
         res = None
         error = error or _last_words(output.decode(errors="replace"), code)
-    return redact.scrub_obj(record(res, started, finished, code, error, containers(facts_dir)))
+    return record(res, started, finished, code, error)
 
 
 def _last_words(output: str, code: int) -> str:
     lines = [ln for ln in output.splitlines() if ln.strip()]
     tail = " / ".join(lines[-3:]) if lines else "no output"
     return results.one_line(f"no results (exit {code}): {tail}")
-
-
-def record(res: dict[str, Any] | None, started: float, finished: float, code: int,
-           error: str | None, boxes: dict[str, Any]) -> dict[str, Any]:
-    """The ledger line of one run."""
-    tests = {t["id"]: [t["family"], t["host"], t["outcome"], round(t["duration_s"], 4),
-                       t["message"] or None] for t in (res or {}).get("tests", [])}
-    return {"started": iso(started), "finished": iso(finished),
-            "duration_s": round(finished - started, 3), "exit_code": code, "error": error,
-            "counts": (res or {}).get("counts") or results.count([]),
-            "relaxations": (res or {}).get("relaxations") or [],
-            "unreachable": (res or {}).get("unreachable") or {},
-            "tests": tests, "containers": boxes}
-
-
-def containers(facts_dir: Path) -> dict[str, dict[str, Any]]:
-    """Per host, per container: the facts that matter for a soak, from saved host facts."""
-    out: dict[str, dict[str, Any]] = {}
-    for path in sorted(facts_dir.glob("host-*.json")):
-        try:
-            facts = json.loads(path.read_text())
-            boxes = facts["docker"]["containers"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # unreachable, or no Docker on that host: nothing to keep
-        host = path.stem.removeprefix("host-")
-        out[host] = {c["name"]: {k: c.get(k) for k in CONTAINER_FIELDS}
-                     for c in boxes if isinstance(c, dict) and "name" in c}
-    return out
 
 
 def parse_duration(text: str) -> float:

@@ -12,7 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from .integrity import RULES, check
+from .integrity import RULES, all_problems
 from .loader import Problem, SourceFile, SsotInvalid, load_schemas, parse_file, schema_problems
 from .model import Ssot
 
@@ -92,7 +92,7 @@ def load(root: Path | str | None = None, *, strict: bool = True) -> Ssot:
             raise SsotInvalid(problems)
         doc = {k: v for src in files.values() for k, v in src.data.items()}
         ssot = Ssot(root, files, doc)
-        ssot.problems = check(ssot)
+        ssot.problems = all_problems(ssot)
         if key[2]:
             if len(_CACHE) >= 4:
                 _CACHE.clear()

@@ -338,7 +338,7 @@ def run_rule(ssot: Ssot, name: str) -> list[Problem]:
                         f"rule {name!r} could not run: {exc.__class__.__name__}: {exc}")]
 
 
-def check(ssot: Ssot) -> list[Problem]:
+def all_problems(ssot: Ssot) -> list[Problem]:
     """Every referential problem, all rules."""
     return sorted({p for name in RULES for p in run_rule(ssot, name)})
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from opsverify import results
+from opsverify.outputs import files
 from opsverify.commands import report
 from opsverify.ssot import load
 
@@ -74,7 +75,7 @@ def test_cli_writes_every_report_and_exits_with_the_whole_runs_code(tmp_path: Pa
                                            source="host:vm210")],
                                      unreachable={"host:vm210": "ssh: refused"})]):
         paths.append(tmp_path / f"s{i}.json")
-        results.write_json(paths[-1], doc)
+        files.write_atomic(paths[-1], results.dump(doc))
     out = {k: tmp_path / f"m.{k}" for k in ("json", "xml", "prom", "html")}
     p = ops("report", "merge", *map(str, paths), "--json", str(out["json"]), "--junit-xml",
             str(out["xml"]), "--prom", str(out["prom"]), "--html", str(out["html"]))

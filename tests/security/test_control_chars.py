@@ -16,6 +16,7 @@ from pathlib import Path
 from verify.opsrun import SSOT, facts_dir, ops
 
 from opsverify import results
+from opsverify.outputs import junit, prometheus, terminal
 from opsverify.facts import remote
 
 EVIL = "evil\x1b]0;pwned\x07\x1b[2J\x9b31m\u202etxt.conf"
@@ -76,9 +77,9 @@ def test_junit_is_xml_1_0_whatever_the_text() -> None:
            "relaxations": [every], "hosts": ["h"], "families": ["x" + every],
            "unreachable": {}, "remote_commands": [], "counts": results.count([test]),
            "tests": [test, {**test, "outcome": "unreachable"}, {**test, "outcome": "error"}]}
-    text = results.junit_xml(res)
+    text = junit.junit_xml(res)
     assert not NOT_XML.search(text)
     ET.fromstring(text.encode("utf-8"))
-    for line in results.detail_lines(res) + [results.one_line(every)]:
+    for line in terminal.detail_lines(res) + [results.one_line(every)]:
         assert not RAW.search(line) and not NOT_XML.search(line)
-    assert not RAW.search(results.prometheus_text(res, now=0, code=1).replace("\n", ""))
+    assert not RAW.search(prometheus.prometheus_text(res, now=0, code=1).replace("\n", ""))

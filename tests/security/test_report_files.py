@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from opsverify import redact, results
+from opsverify.outputs import files
 from opsverify.facts.store import FactStore
 from opsverify.soak import ledger
 
@@ -50,7 +51,7 @@ def test_a_planted_symlink_is_not_written_through(tmp_path: Path) -> None:
     target = out / "junit.xml"
     # Where the temporary file used to be, predictably: .junit.xml.<pid>.<thread id>.tmp
     (out / f".junit.xml.{os.getpid()}.{threading.get_ident()}.tmp").symlink_to(v)
-    results.write_atomic(target, "<testsuites/>\n")
+    files.write_atomic(target, "<testsuites/>\n")
     assert unchanged(v)
     assert target.read_text() == "<testsuites/>\n" and not target.is_symlink()
 
@@ -59,7 +60,7 @@ def test_a_symlink_at_the_report_path_is_replaced_not_followed(tmp_path: Path) -
     v = victim(tmp_path)
     target = tmp_path / "report.html"
     target.symlink_to(v)
-    results.write_atomic(target, "<html></html>\n")
+    files.write_atomic(target, "<html></html>\n")
     assert unchanged(v) and not target.is_symlink()
 
 
@@ -67,7 +68,7 @@ def test_a_symlink_at_the_report_path_is_replaced_not_followed(tmp_path: Path) -
                          ids=["umask-022", "umask-027", "umask-077"])
 def test_reports_take_0640_minus_the_umask(tmp_path: Path, mask: int, mode: int) -> None:
     with umask(mask):
-        results.write_atomic(tmp_path / "r.json", "{}\n")
+        files.write_atomic(tmp_path / "r.json", "{}\n")
         store = FactStore({"cloudflare": lambda: {"zone": {}}}, deadline=2,
                           save_dir=tmp_path / "facts")
         store.prefetch(["cloudflare"])

@@ -116,6 +116,13 @@ def test_verify_html_report_opens_without_console_errors(tmp_path: Path) -> None
     ops("verify", "--facts", f, "--family", "mounts", "--html", tmp_path / "r.html")
     dom, console = chromium(tmp_path / "r.html")
     assert console == [], console
-    # The page's own script built the table: one row per test, our columns filled in.
-    assert dom.count('class="col-family">mounts</td>') == 4
-    assert 'class="col-outcome">FAIL</td>' in dom
+    assert dom.count('<tr data-host=') == 4 and '<td class="o fail">FAIL</td>' in dom
+    assert "every gate shown" in dom
+    # A grid cell's link (what a click sets) shows only that pair's gates, the others hidden.
+    dom, console = chromium(tmp_path / "r.html", "host=vm209&family=mounts")
+    assert console == [], console
+    shown = re.findall(r'<tr data-host="(\w+)" data-family="mounts"(?! hidden)', dom)
+    hidden = re.findall(r'<tr data-host="(\w+)" data-family="mounts" hidden', dom)
+    assert set(shown) == {"vm209"} and "vm209" not in hidden and hidden
+    assert re.search(r'data-host="vm209" data-family="mounts" title="[^"]*">[^<]*</td>', dom)
+    assert "of vm209 × mounts shown" in dom

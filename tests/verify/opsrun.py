@@ -52,7 +52,7 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())
 
 
-def chromium(page: Path) -> tuple[str, list[str]]:
+def chromium(page: Path, fragment: str = "") -> tuple[str, list[str]]:
     """(rendered DOM, console messages) of a local page in headless Chromium, offline.
 
     Skips the calling test when Chromium is not installed (apt-get install chromium).
@@ -71,7 +71,8 @@ def chromium(page: Path) -> tuple[str, list[str]]:
             [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run",
              f"--user-data-dir={profile}", "--enable-logging=stderr", "--v=0",
-             "--virtual-time-budget=3000", "--dump-dom", page.resolve().as_uri()],
+             "--virtual-time-budget=3000", "--dump-dom",
+             page.resolve().as_uri() + (f"#{fragment}" if fragment else "")],
             capture_output=True, text=True, timeout=120, check=False)
     console = [ln for ln in p.stderr.splitlines() if re.search(r":CONSOLE[:(]", ln)]
     return p.stdout, console

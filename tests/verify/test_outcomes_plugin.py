@@ -15,8 +15,7 @@ import pytest
 from opsrun import ROOT, env
 
 CONFTEST = """
-pytest_plugins = ["fixtures.ssot", "fixtures.evidence", "fixtures.facts", "fixtures.outcomes",
-                  "fixtures.report"]
+pytest_plugins = ["fixtures.ssot", "fixtures.evidence", "fixtures.facts", "fixtures.outcomes"]
 """
 GATES = '''
 import pytest

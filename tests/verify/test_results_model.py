@@ -12,6 +12,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from opsverify import results
+from opsverify.outputs import files, junit, prometheus, terminal
 from opsverify.commands import verify
 
 
@@ -37,11 +38,11 @@ def fake(outcomes: dict[str, int], families: int = 11, hosts: int = 3,
 
 
 def test_headline_reads_as_the_issue_shows_it() -> None:
-    assert results.headline(fake({"pass": 187})) == \
+    assert terminal.headline(fake({"pass": 187})) == \
         "ops verify: 187/187 PASS (11 families, 3 hosts, 2.1 s)"
-    assert results.headline(fake({"pass": 183, "fail": 3, "unreachable": 1})) == \
+    assert terminal.headline(fake({"pass": 183, "fail": 3, "unreachable": 1})) == \
         "ops verify: 183/187 PASS, 3 FAIL, 1 UNREACHABLE (11 families, 3 hosts, 2.1 s)"
-    assert results.headline(fake({"pass": 1}, families=1, hosts=1, duration=0.04)) == \
+    assert terminal.headline(fake({"pass": 1}, families=1, hosts=1, duration=0.04)) == \
         "ops verify: 1/1 PASS (1 family, 1 host, 0.0 s)"
 
 
@@ -54,14 +55,14 @@ def test_exit_codes() -> None:
 
 
 def test_detail_lines_group_unreachable_by_source() -> None:
-    lines = results.detail_lines(fake({"pass": 1, "fail": 1, "unreachable": 61}))
+    lines = terminal.detail_lines(fake({"pass": 1, "fail": 1, "unreachable": 61}))
     assert lines == ["  FAIL  mounts::test_mount[fail0]: fail 0",
                      "  vm209 UNREACHABLE: ssh: connection refused — 61 tests not run"]
 
 
 def test_junit_maps_unreachable_and_error_to_error() -> None:
     res = fake({"pass": 2, "fail": 1, "unreachable": 2, "error": 1, "skip": 1})
-    root = ET.fromstring(results.junit_xml(res))
+    root = ET.fromstring(junit.junit_xml(res))
     assert (root.get("tests"), root.get("failures"), root.get("errors"), root.get("skipped")) == \
         ("7", "1", "3", "1")
     errors = [e.get("message") for e in root.iter("error")]
@@ -71,14 +72,14 @@ def test_junit_maps_unreachable_and_error_to_error() -> None:
 
 
 def test_prometheus_text_parses_and_says_failure_without_results() -> None:
-    text = results.prometheus_text(fake({"pass": 5, "fail": 1}), now=1.7e9, code=1)
+    text = prometheus.prometheus_text(fake({"pass": 5, "fail": 1}), now=1.7e9, code=1)
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples[("opsverify_gates", (("family", "mounts"), ("outcome", "fail")))] == 1
     assert samples[("opsverify_gates", (("family", "mounts"), ("outcome", "pass")))] == 5
     assert samples[("opsverify_last_run_success", ())] == 0
     assert samples[("opsverify_last_run_timestamp_seconds", ())] == 1.7e9
-    bare = results.prometheus_text(None, now=1.7e9, code=2)
+    bare = prometheus.prometheus_text(None, now=1.7e9, code=2)
     names = {s.name for f in text_string_to_metric_families(bare) for s in f.samples}
     assert names == {"opsverify_last_run_timestamp_seconds", "opsverify_last_run_duration_seconds",
                      "opsverify_last_run_success", "opsverify_last_run_exit_code"}
@@ -88,12 +89,12 @@ def test_skip_reason_in_every_output() -> None:
     """A planned item (SKIP) says why in the terminal, JUnit and the Prometheus textfile."""
     res = fake({"pass": 1, "skip": 1})
     res["tests"][1]["message"] = 'planned (P8): Configure Loki log collection: "not deployed"'
-    assert results.detail_lines(res) == [
+    assert terminal.detail_lines(res) == [
         ('  SKIP  mounts::test_mount[skip0]: planned (P8): Configure Loki log collection: '
         '"not deployed"')]
-    root = ET.fromstring(results.junit_xml(res))
+    root = ET.fromstring(junit.junit_xml(res))
     assert [e.get("message") for e in root.iter("skipped")] == [res["tests"][1]["message"]]
-    text = results.prometheus_text(res, now=1.7e9, code=0)
+    text = prometheus.prometheus_text(res, now=1.7e9, code=0)
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for f in text_string_to_metric_families(text) for s in f.samples}
     assert samples[("opsverify_skipped", (("family", "mounts"), (
@@ -103,13 +104,13 @@ def test_skip_reason_in_every_output() -> None:
 
 def _hammer(path: str, body: str) -> None:
     for _ in range(200):
-        results.write_atomic(Path(path), body)
+        files.write_atomic(Path(path), body)
 
 
 def test_atomic_writes_never_show_a_partial_file(tmp_path: Path) -> None:
     path = tmp_path / "opsverify.prom"
     bodies = ["a" * 200_000 + "\n", "b" * 300_000 + "\n"]
-    results.write_atomic(path, bodies[0])
+    files.write_atomic(path, bodies[0])
     writers = [multiprocessing.Process(target=_hammer, args=(str(path), b)) for b in bodies]
     for w in writers:
         w.start()
@@ -130,16 +131,18 @@ def test_pytest_argv_maps_every_flag(tmp_path: Path) -> None:
     args = argparse.Namespace(
         family=["mounts", "mounts", "containers"], host=["vm209", "vm210"], keyword="radarr",
         ssot=tmp_path / "ssot", facts=tmp_path / "f", save_facts=tmp_path / "s", timeout=3.0,
-        parallel=2, html=tmp_path / "r.html", quiet=0, verbose=1)
-    argv = verify.pytest_argv(args, tmp_path / "r.json")
+        parallel=2, html=tmp_path / "r.html", json=tmp_path / "r.json", quiet=0, verbose=1)
+    argv = verify.pytest_argv(args)
     assert argv[:2] == [str(verify.GATES / "test_mounts.py"),
                         str(verify.GATES / "test_containers.py")]
     pairs = dict(itertools.pairwise(argv))
-    assert pairs["-k"] == "(radarr) and (vm209 or vm210)"
+    assert pairs["-k"] == "radarr"
+    assert [v for k, v in itertools.pairwise(argv) if k == "--opsverify-host"] == ["vm209", "vm210"]
     assert pairs["--ssot"] == str(tmp_path / "ssot") and pairs["--facts"] == str(tmp_path / "f")
     assert pairs["--save-facts"] == str(tmp_path / "s") and pairs["--timeout"] == "3.0"
-    assert pairs["--opsverify-parallel"] == "2" and pairs["--html"] == str(tmp_path / "r.html")
+    assert pairs["--opsverify-parallel"] == "2"
+    assert pairs["--opsverify-html"] == str(tmp_path / "r.html")
     assert pairs["--opsverify-json"] == str(tmp_path / "r.json")
-    assert "--self-contained-html" in argv and "-v" in argv
+    assert "-v" in argv
     assert "--continue-on-collection-errors" in argv
     assert "-n" not in argv  # never xdist: on two cores it makes a fast run slower

@@ -123,12 +123,24 @@ def test_clean_run_passes_and_every_report_agrees(clean: Run) -> None:
 
 def test_html_is_self_contained_titled_and_has_columns_and_evidence(clean: Run) -> None:
     html = clean.html
-    assert f"<title id=\"head-title\">opsverify: {ROOT / 'ssot'} at " in html
+    assert f"<title>opsverify: {ROOT / 'ssot'} at " in html
     assert "<link " not in html and "<script src" not in html
-    for column in ("Family", "Host", "Outcome"):
+    for column in ("Family", "Host", "Outcome", "Gate"):
         assert f">{column}</th>" in html
     assert "Relaxations" in html and "Evidence" in html
     assert "vm210:/mnt/media" in html
+    # pytest-html's columns and filters that never apply to a gate run are gone
+    assert "rerun" not in html.lower() and "xfail" not in html.lower()
+
+
+def test_html_opens_with_a_host_by_family_grid(clean: Run) -> None:
+    grid = clean.html.split('<table class="grid">', 1)[1].split("</table>", 1)[0]
+    hosts = sorted({t["host"] for t in clean.json["tests"] if t["host"]})
+    for host in hosts:
+        assert f'<th data-host="{host}">{host}</th>' in grid
+    cell = [t for t in clean.json["tests"] if (t["host"], t["family"]) == ("vm210", "mounts")]
+    assert (f'<td class="cell pass" data-host="vm210" data-family="mounts" '
+            f'title="vm210 × mounts">{len(cell)}/{len(cell)}</td>') in grid
 
 
 def test_drift_fails_one_gate_named_in_every_output(drifted: Run) -> None:
@@ -150,6 +162,12 @@ def test_drift_fails_one_gate_named_in_every_output(drifted: Run) -> None:
     assert drifted.prom[("opsverify_last_run_success", ())] == 0
     assert drifted.prom[("opsverify_last_run_exit_code", ())] == 1
     assert "expected ro, got rw" in drifted.html
+    # the finding in parts, in the JSON and as an expected | actual table in the HTML
+    assert failing[0]["subject"] == "Mount vm210:/mnt/media"
+    assert [(f["attribute"], f["expected"], f["actual"]) for f in failing[0]["findings"]] == \
+        [("mode", "ro", "rw")]
+    assert "<tr><td>mode</td><td>ro</td><td>rw</td></tr>" in drifted.html
+    assert '<td class="cell fail" data-host="vm210" data-family="mounts"' in drifted.html
 
 
 def test_unreachable_host_is_reported_once_and_exits_4(unreachable: Run) -> None:
