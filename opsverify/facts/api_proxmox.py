@@ -10,6 +10,10 @@ VM.Audit)" is never absence: the token cannot see, so the source is UNREACHABLE.
 
 PVE sends vmid, pid and onboot as numbers in one version and strings in another; both are
 normalised to int here.
+
+Every VM is asked at the node the SSOT names for it (a decommission record's, ssot/vms.yaml's,
+else the Proxmox host's); a VM asked at another node than the Proxmox host's own (`node`) says
+so in its own `node`.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from opsverify.facts.api_client import (
     parsed,
     status_reason,
 )
+from opsverify.families.vms import declared as declared_vms
 from opsverify.settings import Settings
 from opsverify.ssot import Ssot
 from opsverify.verdict import Unreachable
@@ -84,8 +89,11 @@ class _Denied(Exception):
 
 
 def _wanted(ssot: Ssot, default_node: str) -> dict[int, str]:
-    """vmid -> node for every decommission record and every active VM with a vmid."""
+    """vmid -> node for every decommission record, every VM of ssot/vms.yaml and every active
+    VM with a vmid."""
     out = {d.vmid: d.node for d in ssot.decommissions}
+    for vm in declared_vms(ssot):
+        out.setdefault(vm.vmid, vm.node)
     for host in ssot.hosts.values():
         if host.active and host.vmid is not None:
             out.setdefault(host.vmid, default_node)
@@ -120,9 +128,12 @@ def collect(ssot: Ssot, settings: Settings, client: httpx.Client | None = None
             except _Denied as denied:
                 return denied
             if status is None or config is None:  # proven absent (config: destroyed meanwhile)
-                return _gone()
-            return {"exists": True, "status": status["status"], "qmpstatus": status["qmpstatus"],
-                    "onboot": config["onboot"], "name": config["name"] or status["name"]}
+                found = _gone()
+            else:
+                found = {"exists": True, "status": status["status"],
+                         "qmpstatus": status["qmpstatus"], "onboot": config["onboot"],
+                         "name": config["name"] or status["name"]}
+            return found if vm_node == node else {**found, "node": vm_node}
 
         vmids = sorted(wanted)
         vms = concurrently(vm_facts, vmids)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .layout import LabError
+
 # Keys the streaming stack gets through a secret import: Navidrome's (its probe needs them, so
 # the probe must run with imported keys) and Last.fm's (no probe reads them).
 IMPORTED = ("NAVIDROME_USER", "NAVIDROME_PASSWORD", "LASTFM_API_KEY", "LASTFM_SECRET")
@@ -19,6 +21,29 @@ def proxmox_privsep_token(d: Any) -> None:
     token_id = d.status["standins"]["proxmox"]["auditor_token"].partition("=")[0]
     d.proxmox("PUT", "/access/acl", {"path": "/vms", "roles": "PVEAuditor", "tokens": token_id,
                                      "delete": "1"})
+
+
+def _vm(d: Any, name: str) -> Any:
+    """The VM of ssot/vms.yaml named `name` (vm209, vm210)."""
+    from opsverify.families.vms import declared
+
+    found = [vm for vm in declared(d.ssot) if vm.name == name]
+    if not found:
+        raise LabError(f"ssot/vms.yaml has no VM {name!r}")
+    return found[0]
+
+
+def vm210_onboot_0(d: Any) -> None:
+    """`qm set 210 --onboot 0`, as PUT /nodes/{node}/qemu/210/config with the admin token:
+    VM 210 keeps running, but would stay down after the next PVE reboot."""
+    vm = _vm(d, "vm210")
+    d.proxmox("PUT", f"/nodes/{vm.node}/qemu/{vm.vmid}/config", {"onboot": "0"})
+
+
+def vm209_stopped(d: Any) -> None:
+    """`qm stop 209`: POST /nodes/{node}/qemu/209/status/stop with the admin token."""
+    vm = _vm(d, "vm209")
+    d.proxmox("POST", f"/nodes/{vm.node}/qemu/{vm.vmid}/status/stop")
 
 
 def _scope(d: Any) -> dict[str, str]:
@@ -59,8 +84,15 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
      "description": "the verifier's Proxmox token as the web UI makes it: privilege separation "
                     "on, no permission (PUT /access/acl revokes its PVEAuditor on /vms); the VM "
                     "list answers 200 [] and VM 201 must not read as destroyed",
-     "families": ("decom",), "apply": proxmox_privsep_token, "undo": ("*:standins",),
+     "families": ("decom", "vms"), "apply": proxmox_privsep_token, "undo": ("*:standins",),
      "outcome": "unreachable"},
+    {"name": "vm210-onboot-0",
+     "description": "VM 210 set to onboot 0 through the Proxmox API (`qm set 210 --onboot 0`): "
+                    "still running, but down after the next PVE reboot",
+     "families": ("vms",), "apply": vm210_onboot_0, "undo": ("*:standins",)},
+    {"name": "vm209-stopped",
+     "description": "VM 209 stopped through the Proxmox API (`qm stop 209`); its onboot stays 1",
+     "families": ("vms",), "apply": vm209_stopped, "undo": ("*:standins",)},
     {"name": "infisical-keys-imported",
      "description": "NAVIDROME_* and LASTFM_* moved from streaming's Infisical path to "
                     "download's, which streaming imports (POST /api/v2/secret-imports): not "
