@@ -9,7 +9,6 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from opsverify.findings import Findings as Check  # noqa: F401 -- the families' name for it
 from opsverify.verdict import Unreachable
 
 TAILSCALE_NET = ipaddress.ip_network("100.64.0.0/10")

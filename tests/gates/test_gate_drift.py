@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from factsgen import AFTER_HOLD, ROOT, Facts, Run, clean_facts, mutated, run_many
 
+from opsverify.families import vms
 from opsverify.ssot import load
 
 SSOT = load()
@@ -453,7 +454,8 @@ def reads(source: str) -> set[str]:
         "http": {f"{RTE}[{r.hostname}]" for r in s.routes}
         | {f"{PRB}[{p.container}]" for p in s.probes},
         "infisical": {f"test_secrets::test_infisical_path[{p.path}]" for p in s.secret_paths},
-        "proxmox": {f"test_decom::test_decommission[{d.host}]" for d in s.decommissions},
+        "proxmox": {f"test_decom::test_decommission[{d.host}]" for d in s.decommissions}
+        | {f"test_vms::test_vm[{v.name}]" for v in vms.declared(s)},
         "prometheus": {f"{OBS_T}[{t.instance}]" for t in s.scrape_targets}
         | {f"{OBS_R}[{r.name}]" for r in s.rules}
         | {"test_observability::test_no_retired_target"},

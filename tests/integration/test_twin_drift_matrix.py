@@ -36,6 +36,8 @@ MESSAGES = {
     "fstab-broken-line-vm210": "Mount vm210:/mnt/media: fstab: /etc/fstab line 6: dump (5th "
                                "field) is not a number; mount(8) and systemd skip this line",
     "restart-loop-vm209": "Container download-stack:unpackerr on vm209: restart",
+    "vm210-onboot-0": "VM vm210 (210): onboot: expected 1, got 0",
+    "vm209-stopped": "VM vm209 (209): status: expected running, got stopped",
 }
 # What the clean twin leaves open on purpose, with the reason every report shows.
 SKIPPED = {"test_planned[grafana-dashboards]": "planned (P8)", "test_planned[loki]": "planned (P8)",

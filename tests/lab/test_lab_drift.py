@@ -141,6 +141,10 @@ CHANGED: dict[str, Callable[[Any], None]] = {
         check=False).stdout),
     "proxmox-privsep-token": lambda lab: _assert(not any(
         e["type"] == "token" for e in standin(lab, "proxmox")["acl"])),
+    "vm210-onboot-0": lambda lab: _assert(
+        standin(lab, "proxmox")["vms"]["210"]["config"]["onboot"] == 0
+        and standin(lab, "proxmox")["vms"]["210"]["running"]),
+    "vm209-stopped": lambda lab: _assert(not standin(lab, "proxmox")["vms"]["209"]["running"]),
     "infisical-keys-imported": lambda lab: _imported(lab, gone=()),
     "infisical-import-key-missing": lambda lab: _imported(lab, gone=("LASTFM_SECRET",)),
 }
