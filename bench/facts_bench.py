@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from opsverify.facts import commands, remote
+from opsverify.facts import commands
 from opsverify.facts.hosts import collect
 from tests.facts.test_host_collect import Sshd, params
 
@@ -62,7 +62,7 @@ def big_tree(root: Path) -> dict:
 
 
 def script_alone(p: dict) -> tuple[float, dict]:
-    command = commands.facts_command(remote.script_payload(), {**p, "budget_s": 60}, 90)
+    command = commands.facts_command(commands.script_payload(), {**p, "budget_s": 60}, 90)
     out: dict = {}
 
     def run() -> None:
@@ -79,7 +79,7 @@ def main() -> None:
         sys.exit("facts_bench: run as root (it starts sshd on 127.0.0.1)")
     print(f"facts bench: medians of {RUNS}; load average {os.getloadavg()[0]:.2f} "
           f"on {os.cpu_count()} cores")
-    payload = remote.script_payload()
+    payload = commands.script_payload()
     source = sum(map(len, commands.script_modules(payload).values()))
     print(f"  script payload: {len(payload)} B base64 ({source} B of source)")
 

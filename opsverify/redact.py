@@ -13,7 +13,7 @@ import threading
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from opsverify.facts.parsers import SECRET_NAME  # noqa: F401 -- the one rule, carried to hosts
+from opsverify.facts.agent.keypaths import SECRET_NAME  # noqa: F401 -- one rule, also on hosts
 
 MASK = "********"
 _MIN_LEN = 4  # shorter values would mask ordinary words and numbers

@@ -22,7 +22,9 @@ from typing import Any
 import httpx
 
 from opsverify import redact
-from opsverify.facts import parsers, reach, xmlbody
+from opsverify.facts import reach, xmlbody
+from opsverify.facts.agent.keypaths import values_at
+from opsverify.facts.agent.primitives import ParseError
 from opsverify.facts.api_client import Api, client_for, decode_json, short
 from opsverify.facts.api_infisical import InfisicalAuth, read_value
 from opsverify.settings import Settings, secret_problem
@@ -83,8 +85,8 @@ def body_facts(body: bytes, expect: Mapping[str, Any], content_type: str = "") -
         # As the fact script reads config files: a secret-named key's value only as present or
         # absent, whatever the path; through `*` only scalar leaves; never a subtree.
         try:
-            found = parsers.values_at(doc, path)
-        except parsers.ParseError:  # not a key path (the SSOT schema keeps these out)
+            found = values_at(doc, path)
+        except ParseError:  # not a key path (the SSOT schema keeps these out)
             found = []
         if found:
             out["json"][path] = found if "*" in path.split(".") else found[0]

@@ -16,9 +16,10 @@ Why each part only reads:
   script directory on the path, no bytecode written (importing a module whose .pyc is missing
   would write one into __pycache__ where the user may write); BOOTSTRAP (below, fixed text)
   unpacks SCRIPT and calls it. tests/security shows the script writes nothing.
-- SCRIPT is base64(zlib(JSON)) of the source of opsverify.facts.commands, .parsers, .fstab,
-  .configs, .envfiles and .remote (remote.MODULES) exactly as they are in this checkout;
-  check() rebuilds it and compares it byte for byte, so nothing else can be sent. PARAMS is
+- SCRIPT is base64(zlib(JSON)) of the source of this module and of the host agent's modules
+  (opsverify/facts/agent/, listed in AGENT_MODULES) exactly as they are in this checkout, built
+  by script_payload() below; check() rebuilds it and compares it byte for byte, so nothing
+  else can be sent. PARAMS is
   base64 JSON of SSOT data (paths, names, addresses, glob patterns): data the script reads,
   never code, and never interpolated into a shell.
 
@@ -44,16 +45,20 @@ What the script does on the host, all of it reading:
 - SQLite: opened as `file:PATH?mode=ro&immutable=1` with `PRAGMA query_only`: read-only and
   immutable, so SQLite takes no lock and creates no -wal, -shm or -journal file.
 
-This module is sent along with the script (stdlib only, Python 3.8); check() and describe()
-run only on the verifier.
+This module is sent along with the script (stdlib only, Python 3.8) because the agent reads
+its tables (HOST_ARGV, DOCKER_GETS, SENTINEL, decode_params); script_payload(), check() and
+describe() run only on the verifier. It imports no other opsverify module, so the agent can
+import it and it can pack the agent without an import circle.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
+import os
 import re
 import shlex
 import zlib
@@ -87,6 +92,29 @@ PARAM_KEYS = frozenset({
     "plaintext_globs", "retired", "config_roots", "config_checks", "mount_paths",
 })
 MAX_LIMIT = 3600
+# What SCRIPT holds. BOOTSTRAP registers the packages as empty modules, then runs the modules in
+# this order: each comes after the ones it imports; the last one holds main().
+AGENT_PACKAGES = ("opsverify", "opsverify.facts", "opsverify.facts.agent")
+AGENT_MODULES = (
+    "opsverify.facts.commands", "opsverify.facts.agent.primitives",
+    "opsverify.facts.agent.keypaths", "opsverify.facts.agent.yaml_subset",
+    "opsverify.facts.agent.fstab", "opsverify.facts.agent.programs",
+    "opsverify.facts.agent.docker", "opsverify.facts.agent.envfiles",
+    "opsverify.facts.agent.stacks", "opsverify.facts.agent.configs",
+    "opsverify.facts.agent.scan", "opsverify.facts.agent.main",
+)
+
+
+@functools.lru_cache(maxsize=1)
+def script_payload() -> str:
+    """SCRIPT: the modules the host runs, as base64(zlib(JSON)); built from this checkout."""
+    top = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    modules = [[name, ""] for name in AGENT_PACKAGES]
+    for name in AGENT_MODULES:
+        with open(os.path.join(top, *name.split(".")) + ".py", encoding="utf-8") as f:
+            modules.append([name, f.read()])
+    blob = json.dumps({"modules": modules, "main": AGENT_MODULES[-1]})
+    return base64.b64encode(zlib.compress(blob.encode(), 9)).decode()
 
 
 def encode_params(params: dict[str, Any]) -> str:
@@ -136,8 +164,6 @@ def _canonical(command: str) -> tuple[int, str, str] | None:
 
 def check(command: str) -> dict[str, Any]:
     """Raise ValueError unless command is exactly a facts_command(); return its parameters."""
-    from opsverify.facts.remote import script_payload  # the verifier side only
-
     fast = _canonical(command)
     if fast is not None:  # equal to the command built from the checkout's parts: it passes
         try:
@@ -188,8 +214,6 @@ def check_described(shown: str) -> dict[str, Any]:
     The command is rebuilt from the recorded parameters and this checkout's script; the
     record must be exactly that command's description, and that command must pass check().
     """
-    from opsverify.facts.remote import script_payload  # the verifier side only
-
     try:
         argv = shlex.split(shown)
         command = facts_command(script_payload(), json.loads(argv[-1]), int(argv[len(PREFIX)]))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from opsverify.facts import commands, hosts
+from opsverify.facts import commands, ssh_transport
 from opsverify.facts.hosts import Target, collect, host_collectors
 from opsverify.facts.store import FactStore
 from opsverify.settings import Settings
@@ -143,15 +143,15 @@ def test_every_command_sent_is_checked_against_commands_py(sshd: Sshd, tmp_path:
     real_check = commands.check
     monkeypatch.setattr(commands, "check", lambda c: checked.append(c) or real_check(c))
     sent: list[bytes] = []
-    real_exec = hosts._Backend._exec_command
-    monkeypatch.setattr(hosts._Backend, "_exec_command",
+    real_exec = ssh_transport.Backend._exec_command
+    monkeypatch.setattr(ssh_transport.Backend, "_exec_command",
                         lambda self, c: sent.append(c) or real_exec(self, c))
     collect(sshd.target, params(tmp_path), sshd.settings())
     assert [c.encode() for c in checked] == sent and len(sent) == 1
 
 
 def test_a_command_not_in_commands_py_is_refused_before_it_is_sent(sshd: Sshd) -> None:
-    backend = hosts._Backend(sshd.target, sshd.settings(), time.monotonic() + 10)
+    backend = ssh_transport.Backend(sshd.target, sshd.settings(), time.monotonic() + 10)
     try:
         with pytest.raises(ValueError, match="not a remote command of commands.py"):
             backend.run("touch /tmp/opsverify-should-not-exist")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import samples
 
-from opsverify.facts import configs, envfiles, parsers, remote
+from opsverify.facts.agent import configs, envfiles, primitives
 from opsverify.redact import SECRET_NAME
 
 URL_KEY = "sonarr.*.base_url"
@@ -45,7 +45,7 @@ def recyclarr(tmp_path: Path, config: str, secrets: str | None = None) -> Path:
 def test_env_var_is_read_from_the_container_environment(tmp_path: Path) -> None:
     path = recyclarr(tmp_path, "recyclarr_env_var_test_config.yml")
     asked: list[str] = []
-    got = remote.config_values(check(path, URL_KEY), SECRET_NAME,
+    got = configs.config_values(check(path, URL_KEY), SECRET_NAME,
                                env_lookup({"SONARR_URL": "http://the_url"}, asked))
     assert got["ok"] and got["values"] == {URL_KEY: ["http://the_url"]}
     assert got["via"] == {URL_KEY: ["!env_var SONARR_URL"]} and "unresolved" not in got
@@ -55,19 +55,19 @@ def test_env_var_is_read_from_the_container_environment(tmp_path: Path) -> None:
 @pytest.mark.parametrize("env", [{}, {"SONARR_URL": ""}, {"SONARR_URL": "  "}])
 def test_env_var_default_when_unset_or_blank(tmp_path: Path, env: dict) -> None:
     path = recyclarr(tmp_path, "recyclarr_env_var_test_config.yml")
-    got = remote.config_values(check(path, URL_KEY), SECRET_NAME, env_lookup(env))
+    got = configs.config_values(check(path, URL_KEY), SECRET_NAME, env_lookup(env))
     assert got["values"] == {URL_KEY: ["http://sonarr:1233"]}
 
 
 def test_env_var_is_never_compared_as_its_name(tmp_path: Path) -> None:
     path = tmp_path / "recyclarr.yml"
     path.write_text("radarr:\n  movies:\n    base_url: !env_var RADARR_URL\n")
-    got = remote.config_values(check(path, "radarr.*.base_url"), SECRET_NAME, env_lookup({}))
+    got = configs.config_values(check(path, "radarr.*.base_url"), SECRET_NAME, env_lookup({}))
     assert got["ok"] and got["values"] == {"radarr.*.base_url": []}
     assert got["unresolved"] == {"radarr.*.base_url": [
         ("!env_var RADARR_URL: not set in recyclarr's environment and no default (Recyclarr "
          "refuses the config)")]}
-    none = remote.config_values(check(path, "radarr.*.base_url", container=None), SECRET_NAME)
+    none = configs.config_values(check(path, "radarr.*.base_url", container=None), SECRET_NAME)
     assert "no container named for this file" in none["unresolved"]["radarr.*.base_url"][0]
 
 
@@ -76,7 +76,7 @@ def test_secret_named_variables_and_non_urls_are_never_returned(tmp_path: Path) 
     path.write_text("radarr:\n  a:\n    base_url: !env_var RADARR_API_KEY\n"
                     "  b:\n    base_url: !env_var PLAIN\n")
     asked: list[str] = []
-    got = remote.config_values(check(path, "radarr.*.base_url"), SECRET_NAME,
+    got = configs.config_values(check(path, "radarr.*.base_url"), SECRET_NAME,
                                env_lookup({"PLAIN": "f7e74ba6c80046e39e076a27af5a8444",
                                            "RADARR_API_KEY": "x"}, asked))
     assert asked == ["PLAIN"]  # the secret-named variable is not even looked up
@@ -92,20 +92,20 @@ def test_secret_named_variables_and_non_urls_are_never_returned(tmp_path: Path) 
 def test_secret_holding_a_url_is_resolved_an_api_key_never_read(tmp_path: Path) -> None:
     path = recyclarr(tmp_path, "recyclarr_secrets_test_config.yml",
                      "recyclarr_secrets_test_secrets.yml")
-    got = remote.config_values(
+    got = configs.config_values(
         check(path, "sonarr.*.base_url", "sonarr.*.custom_formats.0.trash_ids.0"), SECRET_NAME)
     assert got["values"]["sonarr.*.base_url"] == ["https://radarr:7878"]
     assert got["unresolved"] == {"sonarr.*.custom_formats.0.trash_ids.0": [
         "!secret secret_rp names a secret; not looked up"]}
     assert "1234567" not in repr(got) and "95283e6b" not in repr(got)
-    refused = remote.config_values(check(path, "sonarr.*.api_key"), SECRET_NAME)
+    refused = configs.config_values(check(path, "sonarr.*.api_key"), SECRET_NAME)
     assert refused["error"] == "refused: key path sonarr.*.api_key names a secret"
 
 
 def test_secret_docs_example(tmp_path: Path) -> None:
     path = recyclarr(tmp_path, "recyclarr_secrets_docs_config.yml",
                      "recyclarr_secrets_docs_secrets.yml")
-    got = remote.config_values(check(path, "radarr.*.base_url"), SECRET_NAME)
+    got = configs.config_values(check(path, "radarr.*.base_url"), SECRET_NAME)
     assert got["values"] == {"radarr.*.base_url": ["http://localhost:7878"]}
     assert got["via"] == {"radarr.*.base_url": ["!secret radarr4k_another_url"]}
     assert "bf99da49" not in repr(got)
@@ -115,7 +115,7 @@ def test_secret_key_named_like_a_secret_is_not_looked_up(tmp_path: Path) -> None
     path = tmp_path / "recyclarr.yml"
     path.write_text("radarr:\n  x:\n    base_url: !secret radarr_apikey\n")
     (tmp_path / "secrets.yml").write_text("radarr_apikey: http://radarr:7878\n")
-    got = remote.config_values(check(path, "radarr.*.base_url"), SECRET_NAME)
+    got = configs.config_values(check(path, "radarr.*.base_url"), SECRET_NAME)
     assert got["unresolved"]["radarr.*.base_url"] == [
         "!secret radarr_apikey names a secret; not looked up"]
 
@@ -134,7 +134,7 @@ def test_unresolvable_secret_says_why(tmp_path: Path, files: dict, reason: str) 
     path.write_text("radarr:\n  x:\n    base_url: !secret u\n")
     for name, text in files.items():
         (tmp_path / name).write_text(text)
-    got = remote.config_values(check(path, "radarr.*.base_url"), SECRET_NAME)
+    got = configs.config_values(check(path, "radarr.*.base_url"), SECRET_NAME)
     assert got["ok"] and got["values"] == {"radarr.*.base_url": []}
     assert reason in got["unresolved"]["radarr.*.base_url"][0]
     assert "pw@" not in repr(got) and "95283e6b" not in repr(got)
@@ -150,7 +150,7 @@ def test_configs_directory_uses_the_parent_secrets(tmp_path: Path) -> None:
 def test_toml_autopulse_targets(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(samples.text("autopulse_example_config.toml"))
-    got = remote.config_values({"name": "x", "file": str(path), "format": "toml",
+    got = configs.config_values({"name": "x", "file": str(path), "format": "toml",
                                 "keys": ["targets.*.url", "targets.*.type"]}, SECRET_NAME)
     assert got["values"]["targets.*.url"] == ["http://plex:32400", "http://jellyfin:8096"]
     assert got["values"]["targets.*.type"] == ["plex", "jellyfin", "command"]
@@ -158,7 +158,7 @@ def test_toml_autopulse_targets(tmp_path: Path) -> None:
 
 
 def test_toml_errors_name_the_place_not_the_content() -> None:
-    with pytest.raises(parsers.ParseError, match=r"TOML file: invalid at line 2 column \d+$"):
+    with pytest.raises(primitives.ParseError, match=r"TOML file: invalid at line 2 column \d+$"):
         configs.load_toml('a = 1\nb = "hunter2\n')
 
 
@@ -170,10 +170,10 @@ def test_exec_start_pre_of_a_compose_unit(tmp_path: Path) -> None:
     assert pre.startswith("/bin/sh -c 'umask 077; infisical export")
     (tmp_path / "streaming-stack.service").write_text(text)
     got = envfiles.unit_facts("streaming-stack.service", "/opt/stacks/streaming-stack/.env",
-                              remote.read_file, dirs=(str(tmp_path / "etc"), str(tmp_path)))
+                              primitives.read_file, dirs=(str(tmp_path / "etc"), str(tmp_path)))
     assert got == {"file": str(tmp_path / "streaming-stack.service"), "dropins": [],
                    "writes_file": True, "runs_infisical": True, "error": None}
-    other = envfiles.unit_facts("streaming-stack.service", "/opt/other/.env", remote.read_file,
+    other = envfiles.unit_facts("streaming-stack.service", "/opt/other/.env", primitives.read_file,
                                 dirs=(str(tmp_path),))
     assert other["writes_file"] is False and other["runs_infisical"] is False
 
@@ -184,11 +184,11 @@ def test_drop_in_resets_exec_start_pre(tmp_path: Path) -> None:
     (tmp_path / "s.service.d").mkdir()
     (tmp_path / "s.service.d" / "override.conf").write_text(
         "[Service]\nExecStartPre=\nExecStartPre=/bin/true \\\n  /opt/stacks/streaming-stack/.env\n")
-    got = envfiles.unit_facts("s.service", "/opt/stacks/streaming-stack/.env", remote.read_file,
+    got = envfiles.unit_facts("s.service", "/opt/stacks/streaming-stack/.env", primitives.read_file,
                               dirs=(str(tmp_path),))
     assert got["writes_file"] is True and got["runs_infisical"] is False
     assert got["dropins"] == [str(tmp_path / "s.service.d" / "override.conf")]
-    missing = envfiles.unit_facts("nope.service", "/x/.env", remote.read_file,
+    missing = envfiles.unit_facts("nope.service", "/x/.env", primitives.read_file,
                                   dirs=(str(tmp_path),))
     assert missing["file"] is None and "unit nope.service not found" in missing["error"]
 
@@ -214,14 +214,14 @@ def test_git_index_read_as_git_writes_it(tmp_path: Path, version: str) -> None:
         git("update-index", "--skip-worktree", "stack/.env")  # sets an extended flag
     listed = set(git("ls-files").split())
     assert set(envfiles.index_paths((tmp_path / ".git" / "index").read_bytes())) == listed
-    tracked = envfiles.git_facts(str(tmp_path / "stack" / ".env"), remote.read_file)
+    tracked = envfiles.git_facts(str(tmp_path / "stack" / ".env"), primitives.read_file)
     assert tracked == {"repo": str(tmp_path), "tracked": True, "error": None}
-    loose = envfiles.git_facts(str(tmp_path / "stack" / "untracked.env"), remote.read_file)
+    loose = envfiles.git_facts(str(tmp_path / "stack" / "untracked.env"), primitives.read_file)
     assert loose["tracked"] is False
 
 
 def test_no_repository_means_not_tracked(tmp_path: Path) -> None:
-    assert envfiles.git_facts(str(tmp_path / ".env"), remote.read_file)["tracked"] is False
+    assert envfiles.git_facts(str(tmp_path / ".env"), primitives.read_file)["tracked"] is False
     with pytest.raises(ValueError, match="not a git index"):
         envfiles.index_paths(b"DIRX\0\0\0\2\0\0\0\0")
 
@@ -236,4 +236,4 @@ def test_file_facts_mode_never_content(tmp_path: Path) -> None:
     os.chmod(env, 0o644)
     assert envfiles.file_facts(str(env))["world_readable"] is True
     assert not re.search("hunter2", repr(envfiles.generated_facts(
-        {"path": str(env), "unit": "x.service"}, remote.read_file)))
+        {"path": str(env), "unit": "x.service"}, primitives.read_file)))

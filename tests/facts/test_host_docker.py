@@ -14,8 +14,9 @@ from pathlib import Path
 import docker
 import pytest
 
+from opsverify.facts.agent import docker as agent_docker
+from opsverify.facts.agent import primitives
 from opsverify.families import containers
-from opsverify.facts import remote
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot.model import Container, Port
 
@@ -120,11 +121,11 @@ def unmount_below(root: Path) -> None:
 
 
 def test_containers_through_the_engine_api(engine: Path) -> None:
-    ctx = remote._Context({"budget_s": 20, "files": {"docker_socket": str(engine)},
+    ctx = primitives.Context({"budget_s": 20, "files": {"docker_socket": str(engine)},
                            "secret_name": SECRET_NAME.pattern,
                            "pinned_env": {"watchtower": ["DOCKER_API_VERSION", "WATCH_TOKEN"]}},
                           time.monotonic() + 20)
-    facts = remote._docker(ctx)["docker"]
+    facts = agent_docker.docker_facts(ctx)["docker"]
     assert facts["ok"] is True and facts["error"] is None
     by_name = {c["name"]: c for c in facts["containers"]}
     assert sorted(by_name) == ["flappy", "looping", "plain", "recyclarr", "sick", "stopped",
@@ -148,9 +149,9 @@ def test_a_dead_socket_is_a_reason(tmp_path: Path) -> None:
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(path))
     listener.close()  # the socket file stays, nobody listens: connection refused
-    ctx = remote._Context({"budget_s": 5, "files": {"docker_socket": str(path)}},
+    ctx = primitives.Context({"budget_s": 5, "files": {"docker_socket": str(path)}},
                           time.monotonic() + 5)
-    facts = remote._docker(ctx)["docker"]
+    facts = agent_docker.docker_facts(ctx)["docker"]
     assert facts == {"ok": False, "containers": [],
                      "error": f"Docker socket {path} refused the connection (dockerd down?)"}
 
@@ -163,18 +164,18 @@ def test_a_silent_socket_times_out(tmp_path: Path) -> None:
     listener.bind(str(path))
     listener.listen()  # accepts, never answers
     try:
-        ctx = remote._Context({"budget_s": 1, "files": {"docker_socket": str(path)}},
+        ctx = primitives.Context({"budget_s": 1, "files": {"docker_socket": str(path)}},
                               time.monotonic() + 1)
-        facts = remote._docker(ctx)["docker"]
+        facts = agent_docker.docker_facts(ctx)["docker"]
     finally:
         listener.close()
     assert facts["ok"] is False and facts["error"] == f"Docker API on {path}: no answer in time"
 
 
 def docker_facts(sock: Path) -> dict:
-    ctx = remote._Context({"budget_s": 20, "files": {"docker_socket": str(sock)}},
+    ctx = primitives.Context({"budget_s": 20, "files": {"docker_socket": str(sock)}},
                           time.monotonic() + 20)
-    return remote._docker(ctx)["docker"]
+    return agent_docker.docker_facts(ctx)["docker"]
 
 
 def ssot_container(name: str, ports: tuple = (), may_restart: bool = False) -> Container:
@@ -219,9 +220,9 @@ def test_published_ports_under_host_networking(engine: Path) -> None:
 
 
 def test_one_variable_of_a_container_environment(engine: Path) -> None:
-    ctx = remote._Context({"budget_s": 20, "files": {"docker_socket": str(engine)}},
+    ctx = primitives.Context({"budget_s": 20, "files": {"docker_socket": str(engine)}},
                           time.monotonic() + 20)
-    lookup = remote._container_env(ctx)
+    lookup = agent_docker.container_env(ctx)
     assert lookup("recyclarr", "RADARR_URL") == (None, "http://radarr:7878")
     assert lookup("recyclarr", "NOT_SET") == (None, None)
     error, value = lookup("no-such-container", "RADARR_URL")

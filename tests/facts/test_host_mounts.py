@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import samples
 
-from opsverify.facts import fstab, parsers, remote
+from opsverify.facts.agent import fstab
+from opsverify.facts.agent import main as agent_main
 
 AUTOMOUNTED = "proc_mounts_systemd_automount_f2fs_list.txt"   # after the first access
 IDLE = "proc_mounts_systemd_automount_idle_DERIVED.txt"        # the same host before it
@@ -85,8 +86,8 @@ def test_escapes_are_decoded() -> None:
 
 def real_sequence() -> list[list[dict]]:
     """/proc/mounts of one host before and after its first access of /mnt/media."""
-    return [parsers.parse_proc_mounts(samples.text(IDLE)),
-            parsers.parse_proc_mounts(samples.text(AUTOMOUNTED))]
+    return [fstab.parse_proc_mounts(samples.text(IDLE)),
+            fstab.parse_proc_mounts(samples.text(AUTOMOUNTED))]
 
 
 def test_real_automount_placeholder_is_recognised() -> None:
@@ -117,7 +118,7 @@ def test_settle_triggers_and_reads_again() -> None:
 
 
 def test_settle_reports_a_mount_still_missing() -> None:
-    idle = parsers.parse_proc_mounts(samples.text(IDLE))
+    idle = fstab.parse_proc_mounts(samples.text(IDLE))
     mounts, automounts = fstab.settle_automounts(
         lambda: idle, lambda p: "no answer within 5.0 s when triggered (server down?)",
         ["/mnt/media"])
@@ -128,7 +129,7 @@ def test_settle_reports_a_mount_still_missing() -> None:
 
 
 def test_nothing_is_triggered_when_mounted() -> None:
-    after = parsers.parse_proc_mounts(samples.text(AUTOMOUNTED))
+    after = fstab.parse_proc_mounts(samples.text(AUTOMOUNTED))
     calls = []
     _, automounts = fstab.settle_automounts(lambda: after, calls.append, ["/mnt/media"])
     assert calls == [] and automounts == {}
@@ -170,7 +171,7 @@ def test_collector_on_a_recorded_sequence(tmp_path: Path, monkeypatch: pytest.Mo
         proc.write_text(samples.text(AUTOMOUNTED))  # what autofs did on that access
 
     monkeypatch.setattr(fstab, "trigger", trigger)
-    facts = remote.collect({"files": {"mounts": str(proc), "fstab": str(tab),
+    facts = agent_main.collect({"files": {"mounts": str(proc), "fstab": str(tab),
                                       "docker_socket": str(tmp_path / "no.sock")},
                             "mount_paths": ["/mnt/media"], "budget_s": 5})
     assert facts["errors"].get("mounts") is None and facts["errors"].get("fstab") is None

@@ -13,8 +13,8 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from opsverify.facts import fstab, parsers
-from opsverify.facts.parsers import ParseError
+from opsverify.facts.agent import docker, fstab, keypaths, programs, scan, stacks, yaml_subset
+from opsverify.facts.agent.primitives import ParseError
 from opsverify.redact import SECRET_NAME
 
 FUZZ = settings(max_examples=150, deadline=timedelta(seconds=2),
@@ -28,7 +28,7 @@ def sample(name: str) -> str:
 # --- /proc/mounts ----------------------------------------------------------------------------
 
 def test_proc_mounts_options_are_a_list_not_a_substring() -> None:
-    mounts = {m["target"]: m for m in parsers.parse_proc_mounts(
+    mounts = {m["target"]: m for m in fstab.parse_proc_mounts(
         sample("proc_mounts_homelab_RECONSTRUCTED.txt"))}
     root = mounts["/"]
     assert "errors=remount-ro" in root["options"] and "ro" not in root["options"]
@@ -41,10 +41,10 @@ def test_proc_mounts_options_are_a_list_not_a_substring() -> None:
 
 
 def test_proc_mounts_real_nfs4_line_and_fedora_dump() -> None:
-    [line] = parsers.parse_proc_mounts(sample("proc_mounts_nfs4_real_line.txt"))
+    [line] = fstab.parse_proc_mounts(sample("proc_mounts_nfs4_real_line.txt"))
     assert (line["source"], line["target"], line["fstype"]) == \
         ("192.168.20.9:/mnt/local", "/mnt/central", "nfs4")
-    fedora = parsers.parse_proc_mounts(sample("proc_mounts_fedora_ansible_fixture.txt"))
+    fedora = fstab.parse_proc_mounts(sample("proc_mounts_fedora_ansible_fixture.txt"))
     assert len(fedora) == 38
     assert fedora[-1]["source"] == "grimlock.g.a:/mnt/data/foto's"
     assert "ro" in {m["target"]: m for m in fedora}["/sys/fs/cgroup"]["options"]
@@ -52,14 +52,14 @@ def test_proc_mounts_real_nfs4_line_and_fedora_dump() -> None:
 
 def test_mountinfo_is_not_taken_for_proc_mounts() -> None:
     with pytest.raises(ParseError, match=r"/proc/mounts line 1: expected 6 fields, got 1\d"):
-        parsers.parse_proc_mounts(sample("proc_self_mountinfo_nfs_node_exporter_fixture.txt"))
+        fstab.parse_proc_mounts(sample("proc_self_mountinfo_nfs_node_exporter_fixture.txt"))
 
 
 def test_proc_mounts_escapes_and_truncation() -> None:
-    [m] = parsers.parse_proc_mounts(r"a\011b /mnt/x\040y\134z\012 tmpfs ro 0 0" + "\n")
+    [m] = fstab.parse_proc_mounts(r"a\011b /mnt/x\040y\134z\012 tmpfs ro 0 0" + "\n")
     assert (m["source"], m["target"]) == ("a\tb", "/mnt/x y\\z\n")
     with pytest.raises(ParseError, match="line 2: expected 6 fields, got 3"):
-        parsers.parse_proc_mounts("proc /proc proc rw 0 0\nsysfs /sys sys")
+        fstab.parse_proc_mounts("proc /proc proc rw 0 0\nsysfs /sys sys")
 
 
 # --- /etc/fstab: tests/facts/test_host_mounts.py -----------------------------------------------
@@ -67,13 +67,13 @@ def test_proc_mounts_escapes_and_truncation() -> None:
 # --- tailscale status --json -----------------------------------------------------------------
 
 def test_tailscale_status_sample() -> None:
-    status = parsers.parse_tailscale_status(sample("tailscale_status_json_RECONSTRUCTED.json"))
+    status = programs.parse_tailscale_status(sample("tailscale_status_json_RECONSTRUCTED.json"))
     assert status == {"backend_state": "Running", "online": True,
                       "ips": ["100.107.222.96", "fd7a:115c:a1e0::6e39:de61"]}
 
 
 def test_tailscale_peer_fragment_is_not_a_status() -> None:
-    status = parsers.parse_tailscale_status(
+    status = programs.parse_tailscale_status(
         sample("tailscale_status_peer_entry_real_fragment.json"))
     assert status == {"backend_state": None, "ips": [], "online": None}
 
@@ -85,7 +85,7 @@ def test_tailscale_peer_fragment_is_not_a_status() -> None:
 ])
 def test_tailscale_status_garbage(text: str, message: str) -> None:
     with pytest.raises(ParseError, match=re.escape(message)):
-        parsers.parse_tailscale_status(text)
+        programs.parse_tailscale_status(text)
 
 
 # --- Docker Engine API -----------------------------------------------------------------------
@@ -97,7 +97,7 @@ def inspect() -> dict:
 
 def test_container_with_healthcheck(inspect: dict) -> None:
     pinned = {"wt-contnet-producer-1": ["VPN_TYPE", "OPENVPN_PASSWORD", "ABSENT"]}
-    c = parsers.parse_container(json.dumps(inspect), pinned, SECRET_NAME)
+    c = docker.parse_container(json.dumps(inspect), pinned, SECRET_NAME)
     assert c == {
         "name": "wt-contnet-producer-1", "id": inspect["Id"], "image": inspect["Config"]["Image"],
         "state": "running", "restarting": False, "restart_count": 0,
@@ -115,7 +115,7 @@ def test_container_unhealthy_restarting(inspect: dict) -> None:
     doc["State"]["Health"] = json.loads(sample("docker_state_health_unhealthy.json"))
     doc["State"].update(Status="restarting", Restarting=True)
     doc["RestartCount"] = 7
-    c = parsers.parse_container(doc)
+    c = docker.parse_container(doc)
     assert (c["health"], c["state"], c["restarting"], c["restart_count"]) == \
         ("unhealthy", "restarting", True, 7)
     assert c["env"] == {}
@@ -124,39 +124,39 @@ def test_container_unhealthy_restarting(inspect: dict) -> None:
 def test_container_without_healthcheck(inspect: dict) -> None:
     doc = copy.deepcopy(inspect)
     del doc["State"]["Health"], doc["Config"]["Healthcheck"]
-    c = parsers.parse_container(doc)
+    c = docker.parse_container(doc)
     assert (c["has_healthcheck"], c["health"]) == (False, None)
     doc["Config"]["Healthcheck"] = {"Test": ["NONE"]}  # the image's check switched off
-    assert parsers.parse_container(doc)["has_healthcheck"] is False
+    assert docker.parse_container(doc)["has_healthcheck"] is False
 
 
 def test_docker_cli_array_and_bad_types_are_refused(inspect: dict) -> None:
     with pytest.raises(ParseError, match="expected a JSON object"):
-        parsers.parse_container(json.dumps([inspect]))  # `docker inspect` wraps it in a list
+        docker.parse_container(json.dumps([inspect]))  # `docker inspect` wraps it in a list
     with pytest.raises(ParseError, match="RestartCount has type bool"):
-        parsers.parse_container({**inspect, "RestartCount": True})
+        docker.parse_container({**inspect, "RestartCount": True})
     with pytest.raises(ParseError, match=r"\[1\]: Id is not a container id"):
-        parsers.parse_container_list('[{"Id": "' + "a" * 64 + '"}, {"Id": "../../x"}]')
+        docker.parse_container_list('[{"Id": "' + "a" * 64 + '"}, {"Id": "../../x"}]')
 
 
 def test_http_response_identity_chunked_and_truncated() -> None:
-    assert parsers.parse_http_response(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n[]") == \
+    assert docker.parse_http_response(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n[]") == \
         (200, b"[]")
     chunked = b"HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
-    assert parsers.parse_http_response(chunked) == (404, b"abc")
+    assert docker.parse_http_response(chunked) == (404, b"abc")
     with pytest.raises(ParseError, match="shorter than its Content-Length"):
-        parsers.parse_http_response(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\n[]")
+        docker.parse_http_response(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\n[]")
     with pytest.raises(ParseError, match="no status line"):
-        parsers.parse_http_response(b"garbage")
+        docker.parse_http_response(b"garbage")
 
 
 # --- zfs -------------------------------------------------------------------------------------
 
 def test_zfs_list() -> None:
-    assert parsers.parse_zfs_list("tank\ntank/docker\ntank/docker/media-stack\n\n") == \
+    assert programs.parse_zfs_list("tank\ntank/docker\ntank/docker/media-stack\n\n") == \
         ["tank", "tank/docker", "tank/docker/media-stack"]
     with pytest.raises(ParseError, match="zfs list line 2"):
-        parsers.parse_zfs_list("tank\ntank/a\t10G\n")
+        programs.parse_zfs_list("tank\ntank/a\t10G\n")
 
 
 # --- secrets in compose and .env files -------------------------------------------------------
@@ -187,7 +187,7 @@ KEYS = ["RADARR_API_KEY", "SONARR_API_KEY", "PROWLARR_API_KEY", "LIDARR_API_KEY"
 
 
 def test_compose_secrets_kinds_and_lines_never_values() -> None:
-    found = parsers.parse_compose_secrets(COMPOSE, KEYS)
+    found = stacks.parse_compose_secrets(COMPOSE, KEYS)
     assert found == {
         "RADARR_API_KEY": {"kind": "literal", "line": 15},
         "SONARR_API_KEY": {"kind": "literal", "line": 5},
@@ -207,67 +207,67 @@ def test_compose_secrets_kinds_and_lines_never_values() -> None:
 def test_env_file_key_names() -> None:
     text = ("# comment\nexport RADARR_API_KEY=abc\nSONARR_API_KEY=\"x#y\"\nOTHER=1\n"
             "RADARR_API_KEY=b\n")
-    assert parsers.assigned_keys(text, KEYS) == ["RADARR_API_KEY", "SONARR_API_KEY"]
+    assert stacks.assigned_keys(text, KEYS) == ["RADARR_API_KEY", "SONARR_API_KEY"]
 
 
 # --- stale addresses -------------------------------------------------------------------------
 
 def test_whole_addresses_only() -> None:
-    pattern = parsers.address_pattern(["100.117.1.53", "100.92.156.118"])
+    pattern = scan.address_pattern(["100.117.1.53", "100.92.156.118"])
     text = (b"ok http://100.117.1.53:7878\n"
             b"no 100.117.1.530 1100.117.1.53 100.117.1.53.4 5.100.117.1.53\n"
             b"ok (100.92.156.118) and again 100.117.1.53.\n"
             b"\"url\": \"100.117.1.53\", \"dup\": \"100.117.1.53\"\n")
-    assert parsers.find_addresses(text, pattern) == [
+    assert scan.find_addresses(text, pattern) == [
         ("100.117.1.53", 1), ("100.92.156.118", 3), ("100.117.1.53", 3), ("100.117.1.53", 4)]
-    assert parsers.find_addresses(b"\0bin 100.117.1.53", pattern, text=False) == \
+    assert scan.find_addresses(b"\0bin 100.117.1.53", pattern, text=False) == \
         [("100.117.1.53", None)]
     with pytest.raises(ParseError, match="not an IPv4 address"):
-        parsers.address_pattern(["100.117.1"])
+        scan.address_pattern(["100.117.1"])
 
 
 # --- config values ---------------------------------------------------------------------------
 
 def test_json_values_jellyseerr_and_posterizarr() -> None:
     text = sample("jellyseerr_settings_json_RECONSTRUCTED.json")
-    assert parsers.json_values(text, "jellyfin.ip") == ["jellyfin"]
-    assert parsers.json_values(text, "jellyfin.port") == [8096]
-    assert parsers.json_values(text, "radarr.*.hostname") == ["radarr"]
-    assert parsers.json_values(text, "radarr.0.port") == [7878]
-    assert parsers.json_values(text, "radarr.9.port") == []
-    assert parsers.json_values(text, "nothing.here") == []
-    assert parsers.json_values(text, "jellyfin") == ["<object>"]  # never a subtree
+    assert keypaths.json_values(text, "jellyfin.ip") == ["jellyfin"]
+    assert keypaths.json_values(text, "jellyfin.port") == [8096]
+    assert keypaths.json_values(text, "radarr.*.hostname") == ["radarr"]
+    assert keypaths.json_values(text, "radarr.0.port") == [7878]
+    assert keypaths.json_values(text, "radarr.9.port") == []
+    assert keypaths.json_values(text, "nothing.here") == []
+    assert keypaths.json_values(text, "jellyfin") == ["<object>"]  # never a subtree
     posterizarr = sample("posterizarr_config_example.json")
-    assert len(parsers.json_values(posterizarr, "JellyfinPart.JellyfinUrl")) == 1
+    assert len(keypaths.json_values(posterizarr, "JellyfinPart.JellyfinUrl")) == 1
 
 
 def test_xml_values_collect_every_match_and_ignore_namespaces() -> None:
     options = sample("jellyfin_library_options_xml_RECONSTRUCTED.xml")
-    assert parsers.xml_values(options, "LibraryOptions.PathInfos.MediaPathInfo.Path") == \
+    assert keypaths.xml_values(options, "LibraryOptions.PathInfos.MediaPathInfo.Path") == \
         ["/data/media/movies", "/mnt/central/movies"]
     system = sample("jellyfin_system_xml_RECONSTRUCTED.xml")
-    assert parsers.xml_values(system, "ServerConfiguration.IsStartupWizardCompleted") == ["true"]
-    assert parsers.xml_values(system, "ServerConfiguration.MetadataPath") == [""]
-    assert parsers.xml_values(system, "Other.IsStartupWizardCompleted") == []
-    assert parsers.xml_values(sample("jellyfin_system_xml_real_TRUNCATED.xml"),
+    assert keypaths.xml_values(system, "ServerConfiguration.IsStartupWizardCompleted") == ["true"]
+    assert keypaths.xml_values(system, "ServerConfiguration.MetadataPath") == [""]
+    assert keypaths.xml_values(system, "Other.IsStartupWizardCompleted") == []
+    assert keypaths.xml_values(sample("jellyfin_system_xml_real_TRUNCATED.xml"),
                               "ServerConfiguration.IsStartupWizardCompleted")
     ns = '<a:Config xmlns:a="urn:x"><a:Url>http://radarr:7878</a:Url></a:Config>'
-    assert parsers.xml_values(ns, "Config.Url") == ["http://radarr:7878"]
+    assert keypaths.xml_values(ns, "Config.Url") == ["http://radarr:7878"]
 
 
 def test_xml_refuses_entities_and_names_the_position() -> None:
     bomb = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xx">]><a>&x;</a>'
     with pytest.raises(ParseError, match="entity declarations are refused"):
-        parsers.xml_values(bomb, "a")
+        keypaths.xml_values(bomb, "a")
     with pytest.raises(ParseError, match="not well-formed at line 2 column"):
-        parsers.xml_values("<a>\n<b></a>", "a.b")
+        keypaths.xml_values("<a>\n<b></a>", "a.b")
 
 
 def test_yaml_recyclarr_template() -> None:
     text = sample("recyclarr_config_template.yml")
-    assert parsers.yaml_values(text, "sonarr.series.base_url") == ["http://localhost:8989"]
-    assert parsers.yaml_values(text, "sonarr.series.quality_definition") == [None]
-    assert parsers.parse_yaml_subset(text) == yaml.safe_load(text)
+    assert yaml_subset.yaml_values(text, "sonarr.series.base_url") == ["http://localhost:8989"]
+    assert yaml_subset.yaml_values(text, "sonarr.series.quality_definition") == [None]
+    assert yaml_subset.parse_yaml_subset(text) == yaml.safe_load(text)
 
 
 RECYCLARR = """\
@@ -296,9 +296,9 @@ sonarr: {}
 
 
 def test_yaml_real_world_shapes() -> None:
-    doc = parsers.parse_yaml_subset(RECYCLARR)
+    doc = yaml_subset.parse_yaml_subset(RECYCLARR)
     main = doc["radarr"]["radarr-main"]
-    assert parsers.values_at(doc, "radarr.*.base_url") == ["http://radarr:7878"]
+    assert keypaths.values_at(doc, "radarr.*.base_url") == ["http://radarr:7878"]
     assert main["api_key"] == "RADARR_API_KEY"
     assert main["quality_definition"] == {"type": "movie", "preferred_ratio": 0.5}
     assert main["custom_formats"][0]["trash_ids"][1] == "90cedc1fea7ea5d11298bebd3d1d3223"
@@ -319,28 +319,28 @@ def test_yaml_real_world_shapes() -> None:
 ])
 def test_yaml_outside_the_subset_is_refused_by_line(text: str, message: str) -> None:
     with pytest.raises(ParseError, match=re.escape(message)):
-        parsers.parse_yaml_subset(text)
+        yaml_subset.parse_yaml_subset(text)
 
 
 def test_sqlite_column_json_descent() -> None:
     settings_json = '{\n  "prowlarrUrl": "http://prowlarr:9696",\n  "baseUrl": "http://radarr:7878"}'
-    assert parsers.descend_json(settings_json, ["baseUrl"]) == ["http://radarr:7878"]
-    assert parsers.descend_json(settings_json, []) == [settings_json]
-    assert parsers.descend_json("not json", ["baseUrl"]) == []
+    assert keypaths.descend_json(settings_json, ["baseUrl"]) == ["http://radarr:7878"]
+    assert keypaths.descend_json(settings_json, []) == [settings_json]
+    assert keypaths.descend_json("not json", ["baseUrl"]) == []
 
 
 def test_key_paths() -> None:
-    assert parsers.split_path("a.*.0") == ["a", "*", "0"]
+    assert keypaths.split_path("a.*.0") == ["a", "*", "0"]
     for bad in ("", "a..b", ".a", "a." + "b." * 70 + "c"):
         with pytest.raises(ParseError):
-            parsers.split_path(bad)
+            keypaths.split_path(bad)
 
 
 def test_deep_nesting_is_a_parse_error_not_a_recursion_error() -> None:
     with pytest.raises(ParseError, match="nested too deeply"):
-        parsers.json_values("[" * 100_000, "a")
+        keypaths.json_values("[" * 100_000, "a")
     with pytest.raises(ParseError, match="nested deeper than"):
-        parsers.parse_yaml_subset("".join(" " * i + f"k{i}:\n" for i in range(200)))
+        yaml_subset.parse_yaml_subset("".join(" " * i + f"k{i}:\n" for i in range(200)))
 
 
 # --- properties: garbage in, ParseError (a ValueError) out, never anything else ---------------
@@ -374,13 +374,13 @@ def only_value_errors(fn, *args) -> None:
 
 
 TEXT_PARSERS = [
-    parsers.parse_proc_mounts, fstab.parse_fstab, parsers.parse_tailscale_status,
-    parsers.parse_container_list, parsers.parse_container, parsers.parse_zfs_list,
-    parsers.parse_yaml_subset,
-    lambda d: parsers.parse_compose_secrets(d, KEYS), lambda d: parsers.assigned_keys(d, KEYS),
-    lambda d: parsers.json_values(d, "a.*.0"), lambda d: parsers.xml_values(d, "*.*"),
-    lambda d: parsers.yaml_values(d, "*.b"),
-    lambda d: parsers.descend_json(d, ["x", "*"]),
+    fstab.parse_proc_mounts, fstab.parse_fstab, programs.parse_tailscale_status,
+    docker.parse_container_list, docker.parse_container, programs.parse_zfs_list,
+    yaml_subset.parse_yaml_subset,
+    lambda d: stacks.parse_compose_secrets(d, KEYS), lambda d: stacks.assigned_keys(d, KEYS),
+    lambda d: keypaths.json_values(d, "a.*.0"), lambda d: keypaths.xml_values(d, "*.*"),
+    lambda d: yaml_subset.yaml_values(d, "*.b"),
+    lambda d: keypaths.descend_json(d, ["x", "*"]),
 ]
 
 
@@ -396,10 +396,10 @@ def test_container_parser_on_any_json_shape(doc, state, config) -> None:
     for candidate in (doc, {"State": state, "Config": config, "Name": doc},
                       {"State": {"Health": state}, "Config": {"Healthcheck": config,
                                                                "Env": doc}}):
-        only_value_errors(parsers.parse_container, candidate, {"x": ["A"]}, SECRET_NAME)
-        only_value_errors(parsers.parse_tailscale_status, candidate)
-        only_value_errors(parsers.parse_container_list, [candidate])
-        parsers.values_at(candidate, "*.*.0")
+        only_value_errors(docker.parse_container, candidate, {"x": ["A"]}, SECRET_NAME)
+        only_value_errors(programs.parse_tailscale_status, candidate)
+        only_value_errors(docker.parse_container_list, [candidate])
+        keypaths.values_at(candidate, "*.*.0")
 
 
 @FUZZ
@@ -408,7 +408,7 @@ def test_container_parser_on_any_json_shape(doc, state, config) -> None:
     st.sampled_from([b"Transfer-Encoding: chunked", b"Content-Length: 5", b"X: y"]),
     st.binary(max_size=60)))
 def test_http_response_parser(raw: bytes) -> None:
-    only_value_errors(parsers.parse_http_response, raw)
+    only_value_errors(docker.parse_http_response, raw)
 
 
 address_soup = st.lists(st.sampled_from(
@@ -419,8 +419,8 @@ address_soup = st.lists(st.sampled_from(
 @FUZZ
 @given(data=address_soup | st.binary(max_size=300))
 def test_address_finder_matches_exactly_the_whole_addresses(data: bytes) -> None:
-    pattern = parsers.address_pattern(["100.117.1.53"])
-    found = parsers.find_addresses(data, pattern)
+    pattern = scan.address_pattern(["100.117.1.53"])
+    found = scan.find_addresses(data, pattern)
     # oracle: maximal runs of dot-joined digit groups; the address counts when it is one
     tokens = re.finditer(rb"[0-9]+(?:\.[0-9]+)*", data)
     whole = {data.count(b"\n", 0, m.start()) + 1 for m in tokens if m.group() == b"100.117.1.53"}
@@ -441,9 +441,9 @@ def test_yaml_subset_reads_what_pyyaml_writes(doc: dict, indent: int, flow: bool
     text = yaml.safe_dump(doc, default_flow_style=None if flow else False, width=10**6,
                           indent=indent)
     expected = yaml.safe_load(text)
-    assume(not any(isinstance(v, str) and parsers._plain(v) != v for v in _leaves(expected)))
+    assume(not any(isinstance(v, str) and yaml_subset._plain(v) != v for v in _leaves(expected)))
     try:
-        got = parsers.parse_yaml_subset(text)
+        got = yaml_subset.parse_yaml_subset(text)
     except ParseError:
         assume(False)  # outside the subset (a nested flow collection): refused, fine
     assert got == expected
@@ -463,8 +463,8 @@ def _leaves(node):
 
 def test_huge_inputs_do_not_hang() -> None:
     big = "a b c d 0 0\n" * 200_000
-    assert len(parsers.parse_proc_mounts(big)) == 200_000
+    assert len(fstab.parse_proc_mounts(big)) == 200_000
     dots = b"100." * 500_000 + b"117.1.53"
-    assert parsers.find_addresses(dots, parsers.address_pattern(["100.117.1.53"])) == []
-    only_value_errors(parsers.parse_yaml_subset, "- " * 50_000 + "x")
-    only_value_errors(parsers.parse_compose_secrets, "-" * 1_000_000, KEYS)
+    assert scan.find_addresses(dots, scan.address_pattern(["100.117.1.53"])) == []
+    only_value_errors(yaml_subset.parse_yaml_subset, "- " * 50_000 + "x")
+    only_value_errors(stacks.parse_compose_secrets, "-" * 1_000_000, KEYS)

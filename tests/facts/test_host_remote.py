@@ -15,19 +15,22 @@ from pathlib import Path
 import pytest
 import samples
 
-from opsverify.facts import commands, fstab, parsers, remote
-from opsverify.facts.hosts import remote_params, validate_params
+from opsverify.facts import commands
+from opsverify.facts.agent import configs, fstab, keypaths, primitives, programs, yaml_subset
+from opsverify.facts.agent import main as agent_main
+from opsverify.facts.agent import scan as agent_scan
+from opsverify.facts.host_params import remote_params, validate_params
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot import load
 
-FACTS = Path(remote.__file__).parent
+FACTS = Path(commands.__file__).parent
 CANARY = "CANARY-s3cr3t-9f8e7d"  # a secret value; must never appear in any fact
 PY38 = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.8*/bin/python3.8")))
 
 
 def run_script(params: dict, python: str = "python3", limit: int = 20) -> dict:
     """Run the exact host command here, through sh, and return the facts it prints."""
-    argv = shlex.split(commands.facts_command(remote.script_payload(), params, limit))
+    argv = shlex.split(commands.facts_command(commands.script_payload(), params, limit))
     argv[argv.index("python3")] = python
     proc = subprocess.run(["sh", "-c", shlex.join(argv)], capture_output=True, timeout=limit + 5,
                           check=False)
@@ -229,9 +232,9 @@ def test_config_values_in_every_format(tree: Tree) -> None:
 def test_sqlite_check_errors_are_clear(tree: Tree) -> None:
     check = {"name": "x", "file": str(tree.db), "format": "sqlite", "table": "Nope",
              "row": {}, "keys": ["a"]}
-    got = remote.config_values(check, SECRET_NAME)
+    got = configs.config_values(check, SECRET_NAME)
     assert got["error"] == "SQLite: no table 'Nope'"
-    got = remote.config_values({**check, "table": "Applications", "row": {"Bad": 1}}, SECRET_NAME)
+    got = configs.config_values({**check, "table": "Applications", "row": {"Bad": 1}}, SECRET_NAME)
     assert got["error"] == "SQLite: table 'Applications' has no column 'Bad'"
 
 
@@ -255,11 +258,11 @@ def test_fake_programs_on_the_path_are_parsed(tmp_path: Path, monkeypatch) -> No
     for f in bin_dir.iterdir():
         f.chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    ctx = remote._Context({"budget_s": 5}, time.monotonic() + 5)
-    assert remote._tailscale(ctx)["tailscale"] == {
+    ctx = primitives.Context({"budget_s": 5}, time.monotonic() + 5)
+    assert programs.tailscale_facts(ctx)["tailscale"] == {
         "ok": True, "error": None, "backend_state": "Running", "online": True,
         "ips": ["100.107.222.96", "fd7a:115c:a1e0::6e39:de61"]}
-    assert remote._zfs(ctx)["zfs"] == {"ok": False, "error": "cannot open: no pool",
+    assert programs.zfs_facts(ctx)["zfs"] == {"ok": False, "error": "cannot open: no pool",
                                        "datasets": []}
 
 
@@ -269,17 +272,17 @@ def test_only_the_listed_programs_run(tree: Tree, monkeypatch) -> None:
     class Done:
         returncode, stdout, stderr = 0, b"{}", b""
 
-    monkeypatch.setattr(remote.shutil, "which", lambda name, path=None: f"/fake/{name}")
-    monkeypatch.setattr(remote.subprocess, "run", lambda argv, **kw: ran.append(argv) or Done())
-    remote.collect(tree.params(zfs=True))
+    monkeypatch.setattr(programs.shutil, "which", lambda name, path=None: f"/fake/{name}")
+    monkeypatch.setattr(programs.subprocess, "run", lambda argv, **kw: ran.append(argv) or Done())
+    agent_main.collect(tree.params(zfs=True))
     allowed = {tuple(argv[1:]) for argv in commands.HOST_ARGV.values()}
     assert ran and all(tuple(a[1:]) in allowed and a[0].startswith("/fake/") for a in ran)
 
 
 def test_a_hung_section_costs_only_itself(monkeypatch) -> None:
-    monkeypatch.setattr(remote, "_fstab", lambda ctx: time.sleep(30))
+    monkeypatch.setattr(fstab, "fstab_facts", lambda ctx: time.sleep(30))
     started = time.monotonic()
-    facts = remote.collect({"budget_s": 1.0, "config_roots": []})
+    facts = agent_main.collect({"budget_s": 1.0, "config_roots": []})
     assert time.monotonic() - started < 5
     assert facts["errors"] == {
         "fstab": "did not finish within 1.0 s (hung filesystem?)",
@@ -289,8 +292,8 @@ def test_a_hung_section_costs_only_itself(monkeypatch) -> None:
 
 
 def test_the_scan_stops_at_its_budget(tree: Tree) -> None:
-    ctx = remote._Context(tree.params(), deadline=time.monotonic() - 1)
-    facts = remote._Scan(ctx).run()
+    ctx = primitives.Context(tree.params(), deadline=time.monotonic() - 1)
+    facts = agent_scan.Scan(ctx).run()
     assert facts["scan"]["complete"] is False
     assert any(s["reason"].startswith("time budget exhausted") for s in facts["scan"]["skipped"])
     assert facts["stale_refs"] == []
@@ -298,7 +301,7 @@ def test_the_scan_stops_at_its_budget(tree: Tree) -> None:
 
 def test_bad_params_are_reported_not_raised() -> None:
     proc = subprocess.run(["python3", "-I", "-S", "-c", commands.BOOTSTRAP,
-                           remote.script_payload(), "not base64!"], capture_output=True,
+                           commands.script_payload(), "not base64!"], capture_output=True,
                           check=False)
     out = proc.stdout.decode()
     facts = json.loads(out[out.rindex(commands.SENTINEL) + len(commands.SENTINEL):])
@@ -309,11 +312,11 @@ def test_bad_params_are_reported_not_raised() -> None:
 
 def test_check_accepts_exactly_the_facts_command() -> None:
     params = {"host": "x", "retired": ["100.117.1.53"]}
-    command = commands.facts_command(remote.script_payload(), params, 7)
+    command = commands.facts_command(commands.script_payload(), params, 7)
     assert commands.check(command) == params
     assert shlex.split(command)[:8] == ["env", "-i", f"PATH={commands.SYSTEM_PATH}", "LC_ALL=C",
                                         "timeout", "-k", "1", "7"]
-    script = remote.script_payload()
+    script = commands.script_payload()
     tampered = commands.facts_command(script[:-8] + "AAAAAAA=", params, 7)
     for bad in (command + "; touch /tmp/x", command.replace("python3", "python2"),
                 command.replace(" 7 ", " 0 "), command.replace(" -I ", " "),
@@ -327,14 +330,14 @@ def test_check_accepts_exactly_the_facts_command() -> None:
 
 
 def test_the_script_is_the_module_source() -> None:
-    modules = commands.script_modules(remote.script_payload())
-    for name in remote.MODULES:
-        assert modules[name] == (FACTS / (name.rsplit(".", 1)[1] + ".py")).read_text()
-    assert [modules[p] for p in remote.PACKAGES] == ["", ""]
+    modules = commands.script_modules(commands.script_payload())
+    for name in commands.AGENT_MODULES:
+        assert modules[name] == (FACTS.parents[1] / (name.replace(".", "/") + ".py")).read_text()
+    assert [modules[p] for p in commands.AGENT_PACKAGES] == [""] * len(commands.AGENT_PACKAGES)
 
 
 def test_describe_shows_the_script_by_hash_and_the_parameters() -> None:
-    command = commands.facts_command(remote.script_payload(), {"host": "vm209"}, 5)
+    command = commands.facts_command(commands.script_payload(), {"host": "vm209"}, 5)
     shown = commands.describe(command)
     assert "<BOOTSTRAP>" in shown and "sha256:" in shown and '{"host":"vm209"}' in shown
     assert len(shown) < 500
@@ -355,7 +358,8 @@ def _calls(tree: ast.AST) -> list[tuple[str, ast.Call, str]]:
     return out
 
 
-SENT_MODULES = [FACTS / (m.rsplit(".", 1)[1] + ".py") for m in remote.MODULES]  # all of them
+SENT_MODULES = [FACTS.parents[1] / (m.replace(".", "/") + ".py")
+                for m in commands.AGENT_MODULES]  # all of them
 
 
 @pytest.mark.parametrize("path", SENT_MODULES, ids=lambda p: p.name)
@@ -376,10 +380,10 @@ def test_the_sent_modules_only_read(path: Path) -> None:
             assert callee in ("shutil.which", "subprocess.run") and func == "run_program", callee
         if callee == "open":
             assert len(call.args) < 2 and not any(k.arg == "mode" for k in call.keywords), callee
-        if callee.endswith(".connect") and func == "_sqlite":
+        if callee.endswith(".connect") and func == "open_sqlite":
             assert "mode=ro&immutable=1" in ast.unparse(call)
         if callee.endswith("connect"):
-            assert func in ("_sqlite", "docker_get"), (callee, func)
+            assert func in ("open_sqlite", "docker_get"), (callee, func)
         if callee.endswith("execute"):
             text = ast.unparse(call.args[0]) if call.args else ""
             assert any(text.lstrip("f'\"").startswith(w) for w in ("SELECT", "PRAGMA")), text
@@ -438,11 +442,11 @@ def test_bad_params_are_refused_with_the_value(change, message: str) -> None:
 
 def test_parsers_errors_never_quote_content() -> None:
     secret = "hunter2-" + CANARY
-    for call in (lambda: parsers.parse_proc_mounts(secret),
-                 lambda: parsers.json_values('{"a": ' + secret, "a"),
-                 lambda: parsers.xml_values("<a>" + secret, "a"),
-                 lambda: parsers.parse_yaml_subset("a: 1\n" + secret + "\n"),
-                 lambda: parsers.parse_tailscale_status(secret)):
+    for call in (lambda: fstab.parse_proc_mounts(secret),
+                 lambda: keypaths.json_values('{"a": ' + secret, "a"),
+                 lambda: keypaths.xml_values("<a>" + secret, "a"),
+                 lambda: yaml_subset.parse_yaml_subset("a: 1\n" + secret + "\n"),
+                 lambda: programs.parse_tailscale_status(secret)):
         with pytest.raises(ValueError) as exc:
             call()
         assert CANARY not in str(exc.value)

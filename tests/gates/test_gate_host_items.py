@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import samples
 
+from opsverify.facts.agent import configs, docker, envfiles, fstab, primitives, programs, stacks
 from opsverify.families import containers, mounts, reachability, secrets, wiring
-from opsverify.facts import envfiles, fstab, parsers, remote
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot import load
 from opsverify.ssot.model import ConfigCheck, Container, GeneratedEnv, Host, Mount, Port, Stack
@@ -27,7 +27,7 @@ SSOT = load()
 
 def automount_facts(table: str, automounts: dict, fstab_text: str) -> dict[str, Any]:
     entries, errors = fstab.parse_fstab(fstab_text)
-    return {"mounts": parsers.parse_proc_mounts(samples.text(table)), "automounts": automounts,
+    return {"mounts": fstab.parse_proc_mounts(samples.text(table)), "automounts": automounts,
             "fstab": entries, "fstab_errors": errors}
 
 
@@ -90,7 +90,7 @@ def test_restart_loop_state_from_docker_cli_4779() -> None:
     # the real State of a container restarted 0.6 s after it exited, caught up and running
     state = samples.load_json("docker_state_restarted_cli4779_EXCERPT.json")
     doc = {**portainer(**state), "RestartCount": 3}
-    c = parsers.parse_container(doc)
+    c = docker.parse_container(doc)
     box = Container("s", "h", "portainer", "running", False, "portainer/portainer:latest",
                     (Port(9000, 9000),))
     two_minutes_later = {"docker": {"ok": True, "now": "2024-01-11T21:59:23Z",
@@ -105,7 +105,7 @@ def test_restart_loop_state_from_docker_cli_4779() -> None:
 # --- 14: published ports ----------------------------------------------------------------------
 
 def test_published_ports_of_a_real_inspect_and_the_api_port_map() -> None:
-    c = parsers.parse_container(portainer())
+    c = docker.parse_container(portainer())
     assert c["ports_published"] == [{"container_port": 9000, "proto": "tcp",
                                      "host_ip": "0.0.0.0", "host_port": 9000}]
     facts = {"docker": {"ok": True, "containers": [c]}}
@@ -115,7 +115,7 @@ def test_published_ports_of_a_real_inspect_and_the_api_port_map() -> None:
     portmap = samples.load_json("docker_api_portmap_swagger_example.json")
     doc = portainer()
     doc["HostConfig"]["PortBindings"] = doc["NetworkSettings"]["Ports"] = portmap
-    c = parsers.parse_container(doc)
+    c = docker.parse_container(doc)
     assert [(p["host_port"], p["container_port"], p["proto"]) for p in c["ports_published"]] == [
         (53, 53, "udp"), (80, 80, "tcp"), (8080, 80, "tcp"), (80, 80, "udp"), (4443, 443, "tcp")]
     mapped = Container("s", "h", "portainer", "running", False, "portainer/portainer:latest",
@@ -133,16 +133,16 @@ def test_published_ports_of_a_real_inspect_and_the_api_port_map() -> None:
 def test_logged_out_state_is_kept_even_from_a_failing_exit(monkeypatch) -> None:
     out = samples.raw("tailscale_status_json_needslogin_issue1680_EXCERPT.json")
     for rc in (0, 1):  # real tailscale exits 0 here (status.go); a wrapper might not
-        monkeypatch.setattr(remote, "run_program", lambda name, t, rc=rc: (rc, out, b""))
-        ctx = remote._Context({"budget_s": 5}, 1e12)
-        ts = remote._tailscale(ctx)["tailscale"]
+        monkeypatch.setattr(programs, "run_program", lambda name, t, rc=rc: (rc, out, b""))
+        ctx = primitives.Context({"budget_s": 5}, 1e12)
+        ts = programs.tailscale_facts(ctx)["tailscale"]
         assert (ts["ok"], ts["backend_state"], ts["ips"]) == (True, "NeedsLogin", [])
         assert ts["error"] == (None if rc == 0 else "tailscale status: exit status 1")
         host = Host("vm209", "vm", "active", "download-stack", tailscale_ip="100.107.36.76")
         found = reachability.check(host, {"hostname": "download-stack", "tailscale": ts})
         assert found.problems[0] == "tailscale backend state: expected Running, got NeedsLogin"
-    monkeypatch.setattr(remote, "run_program", lambda name, t: (1, b"", b"failed to connect"))
-    ts = remote._tailscale(remote._Context({"budget_s": 5}, 1e12))["tailscale"]
+    monkeypatch.setattr(programs, "run_program", lambda name, t: (1, b"", b"failed to connect"))
+    ts = programs.tailscale_facts(primitives.Context({"budget_s": 5}, 1e12))["tailscale"]
     assert (ts["ok"], ts["error"]) == (False, "failed to connect")
 
 
@@ -157,13 +157,13 @@ def test_recyclarr_indirection_resolved_compared_unresolved_failed(tmp_path: Pat
     (tmp_path / "secrets.yml").write_text(samples.text("recyclarr_secrets_docs_secrets.yml"))
     params = {"name": RECYCLARR.name, "file": str(path), "format": "yaml", "keys":
               list(RECYCLARR.keys), "container": "recyclarr"}
-    got = remote.config_values(params, SECRET_NAME)
+    got = configs.config_values(params, SECRET_NAME)
     check = wiring.check(SSOT, RECYCLARR, {"config": {RECYCLARR.name: got}})
     assert check.problems == [("radarr.*.base_url: expected http://radarr:7878, got "
                               "http://localhost:7878 (localhost is the container itself, not "
                               "radarr)")]
     (tmp_path / "secrets.yml").unlink()
-    got = remote.config_values(params, SECRET_NAME)
+    got = configs.config_values(params, SECRET_NAME)
     check = wiring.check(SSOT, RECYCLARR, {"config": {RECYCLARR.name: got}})
     assert check.problems == [(f"radarr.*.base_url: unresolved indirection: !secret "
                               f"radarr4k_another_url: no secrets.yml beside {path}; not "
@@ -180,7 +180,7 @@ def test_autopulse_example_uses_the_docker_dns_name(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(samples.text("autopulse_example_config.toml"))
     chk = config_check("autopulse->jellyfin")
-    got = remote.config_values({"name": chk.name, "file": str(path), "format": "toml",
+    got = configs.config_values({"name": chk.name, "file": str(path), "format": "toml",
                                 "keys": list(chk.keys)}, SECRET_NAME)
     problems = wiring.check(SSOT, chk, {"config": {chk.name: got}}).problems
     assert "targets.*.url: expected http://100.123.207.64:8096, got http://plex:32400" \
@@ -200,7 +200,7 @@ def test_crosswatch_is_checked_only_once_configured(tmp_path: Path) -> None:
             path.unlink(missing_ok=True)
         else:
             path.write_text(json.dumps(doc))
-        got = remote.config_values({"name": chk.name, "file": str(path), "format": "json",
+        got = configs.config_values({"name": chk.name, "file": str(path), "format": "json",
                                     "keys": list(chk.keys)}, SECRET_NAME)
         return wiring.check(SSOT, chk, {"config": {chk.name: got}})
 
@@ -239,11 +239,11 @@ def test_generated_env_judged_by_mode_git_and_unit(tmp_path: Path, monkeypatch) 
     (stack_dir / "docker-compose.yml").write_text("services: {}\n")
 
     def gate() -> list[str]:
-        ctx = remote._Context({"budget_s": 10, "plaintext_globs": list(SSOT.plaintext_files), "stacks": {
+        ctx = primitives.Context({"budget_s": 10, "plaintext_globs": list(SSOT.plaintext_files), "stacks": {
             st.name: {"directory": st.directory, "compose": st.compose_path,
                       "roots": list(st.config_roots),
                       "generated": [{"path": g.path, "unit": g.unit}]}}}, 1e12)
-        facts = remote._stacks(ctx)
+        facts = stacks.stacks_facts(ctx)
         return secrets.check_stack(st, facts, [g]).problems
 
     assert gate() == []

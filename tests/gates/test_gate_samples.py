@@ -8,8 +8,9 @@ from typing import Any
 import samples
 import yaml
 
+from opsverify.facts import api_cloudflare, api_prometheus, api_proxmox
+from opsverify.facts.agent import docker, fstab, programs
 from opsverify.families import containers, decom, mounts, observability, reachability, routes
-from opsverify.facts import api_cloudflare, api_prometheus, api_proxmox, fstab, parsers
 from opsverify.redact import SECRET_NAME
 from opsverify.ssot.model import Container, Decommission, Host, Mount, Route, Rule, ScrapeTarget
 
@@ -24,7 +25,7 @@ def sample_json(name: str) -> Any:
 
 def mount_facts() -> dict[str, Any]:
     entries, errors = fstab.parse_fstab(sample("fstab_homelab_RECONSTRUCTED.txt"))
-    return {"mounts": parsers.parse_proc_mounts(sample("proc_mounts_homelab_RECONSTRUCTED.txt")),
+    return {"mounts": fstab.parse_proc_mounts(sample("proc_mounts_homelab_RECONSTRUCTED.txt")),
             "fstab": entries, "fstab_errors": errors}
 
 
@@ -85,7 +86,7 @@ def gluetun(**change: Any) -> dict[str, Any]:
         else:
             doc[section][field] = value
     return {"docker": {"ok": True, "error": None, "containers": [
-        parsers.parse_container(doc, {"wt-contnet-producer-1": ["TZ", "OPENVPN_PASSWORD"]},
+        docker.parse_container(doc, {"wt-contnet-producer-1": ["TZ", "OPENVPN_PASSWORD"]},
                                 SECRET_NAME)]}}
 
 
@@ -218,7 +219,7 @@ def test_cloudflare_parser_fixture_without_catch_all() -> None:
 
 
 def test_tailscale_status_from_the_cli() -> None:
-    ts = parsers.parse_tailscale_status(sample("tailscale_status_json_RECONSTRUCTED.json"))
+    ts = programs.parse_tailscale_status(sample("tailscale_status_json_RECONSTRUCTED.json"))
     facts = {"hostname": "blaptop04", "tailscale": {"ok": True, "error": None, **ts}}
     laptop = Host("laptop", "vm", "active", "blaptop04", tailscale_ip="100.107.222.96")
     assert problems(reachability.check(laptop, facts)) == []

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from opsverify.facts import parsers, remote
+from opsverify.facts.agent import docker
 from opsverify.lab.shared_engine import LABEL
 
 CONTAINERS = [
@@ -113,23 +113,23 @@ def raw(sock: str, request: bytes) -> bytes:
 
 
 def test_the_fact_scripts_own_reads_see_only_the_hosts_containers(proxy) -> None:
-    status, body = remote.docker_get(proxy["vm301"], "containers", 5)
+    status, body = docker.docker_get(proxy["vm301"], "containers", 5)
     assert status == 200
     listed = json.loads(body)
     assert [c["Names"] for c in listed] == [["/radarr"]]
     assert listed[0]["Labels"] == {"x": "1"}  # the lab's own label stays behind the proxy
-    assert parsers.parse_container_list(body) == ["a" * 64]
+    assert docker.parse_container_list(body) == ["a" * 64]
     for ident in ("a" * 64, "radarr", "aaaa"):
-        status, body = remote.docker_get(proxy["vm301"], "inspect", 5, id=ident)
+        status, body = docker.docker_get(proxy["vm301"], "inspect", 5, id=ident)
         assert status == 200, ident
         assert json.loads(body)["Name"] == "/radarr"
 
 
 def test_another_hosts_container_is_not_found(proxy) -> None:
     for ident in ("b" * 64, "vm302.radarr", "bbbb"):
-        status, body = remote.docker_get(proxy["vm301"], "inspect", 5, id=ident)
+        status, body = docker.docker_get(proxy["vm301"], "inspect", 5, id=ident)
         assert status == 404 and b"No such container" in body, ident
-    status, body = remote.docker_get(proxy["vm302"], "containers", 5)
+    status, body = docker.docker_get(proxy["vm302"], "containers", 5)
     assert [c["Id"] for c in json.loads(body)] == ["b" * 64]
 
 

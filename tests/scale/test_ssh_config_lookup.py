@@ -6,7 +6,7 @@ from __future__ import annotations
 import paramiko
 import pytest
 
-from opsverify.facts import hosts
+from opsverify.facts import ssh_transport
 
 CONFIG = """Host *.lab !bad.lab
     User u1
@@ -31,19 +31,19 @@ BLOCKS = "".join(f"Host vm{i} host-{i}\n    HostName 100.96.0.{i}\n    User opsv
                                   "vm7", "host-59", "vm60", "nowhere", "EXACT"])
 def test_lookup_as_paramiko(name: str) -> None:
     text = BLOCKS + CONFIG
-    assert hosts._Config.from_text(text).lookup(name) == \
+    assert ssh_transport.SshConfig.from_text(text).lookup(name) == \
         paramiko.SSHConfig.from_text(text).lookup(name)
 
 
 def test_a_config_that_canonicalizes_is_looked_up_whole() -> None:
     # "no": paramiko would resolve names otherwise (DNS); the key alone makes every block apply
     text = "CanonicalizeHostname no\n" + BLOCKS + CONFIG
-    config = hosts._Config.from_text(text)
+    config = ssh_transport.SshConfig.from_text(text)
     assert config.lookup("vm3") == paramiko.SSHConfig.from_text(text).lookup("vm3")
     assert len(config._applicable("vm3")._config) == len(config._config)
 
 
 def test_each_caller_gets_its_own_copy() -> None:
-    config = hosts._Config.from_text(CONFIG)
+    config = ssh_transport.SshConfig.from_text(CONFIG)
     config.lookup("exact")["identityfile"].append("changed")
     assert "changed" not in config.lookup("exact")["identityfile"]

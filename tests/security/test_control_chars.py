@@ -16,8 +16,8 @@ from pathlib import Path
 from verify.opsrun import SSOT, facts_dir, ops
 
 from opsverify import results
+from opsverify.facts.agent import main as agent_main
 from opsverify.outputs import junit, prometheus, terminal
-from opsverify.facts import remote
 
 EVIL = "evil\x1b]0;pwned\x07\x1b[2J\x9b31m\u202etxt.conf"
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -30,7 +30,7 @@ def scanned(root: Path) -> list[dict]:
     (root / EVIL).write_text("upstream = http://100.117.1.53:7878\n")
     params = {"host": "vm209", "budget_s": 5, "retired": ["100.117.1.53"],
               "config_roots": [str(root)], "files": {"docker_socket": str(root / "none")}}
-    facts = remote.collect(params, time.monotonic())
+    facts = agent_main.collect(params, time.monotonic())
     refs = facts["stale_refs"]
     assert [Path(r["file"]).name for r in refs] == [EVIL]
     return refs

@@ -13,7 +13,7 @@ import pytest
 from facts.test_host_collect import SSHD, Sshd, keygen, params
 from verify.opsrun import env, facts_dir, ops
 
-from opsverify.facts import commands, remote
+from opsverify.facts import commands
 from opsverify.facts.hosts import collect
 from opsverify.settings import Settings
 from opsverify.verdict import Unreachable
@@ -118,7 +118,7 @@ def test_the_host_script_runs_the_same_with_every_file_system_read_only(tmp_path
     p = {**params(tmp_path), "config_checks": [{"name": "s", "file": str(stack /
                                                 "settings.json"), "format": "json",
                                                 "keys": ["radarr.*.hostname"]}]}
-    argv = shlex.split(commands.facts_command(remote.script_payload(), p, 20))
+    argv = shlex.split(commands.facts_command(commands.script_payload(), p, 20))
 
     def facts(prefix: list[str]) -> dict:
         out = subprocess.run(prefix + argv, capture_output=True, timeout=30, check=False)

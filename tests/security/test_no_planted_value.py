@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from verify.opsrun import SSOT, facts_dir, ops
 
-from opsverify.facts import api_http, remote
+from opsverify.facts import api_http
+from opsverify.facts.agent import configs
 
 # Real key names (tests/security/test_secret_keys.py checks the rule on all of them).
 PLAIN = ["hostname", "port", "baseUrl", "name", "url", "enabled", "id", "tags", "main",
@@ -105,7 +106,7 @@ def read_everywhere(doc: dict, paths: list[str], tmp: Path) -> list[Any]:
         path = tmp / f"config.{fmt}"
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
         keys = [f"*.{p}" for p in paths] if fmt == "xml" else paths
-        got = remote.config_values({"name": "c", "file": str(path), "format": fmt, "keys": keys})
+        got = configs.config_values({"name": "c", "file": str(path), "format": fmt, "keys": keys})
         assert got["ok"] or fmt == "yaml", got  # the YAML subset may refuse PyYAML's output
         found += [v for values in got["values"].values() for v in values]
     answer = api_http.body_facts(json.dumps(doc).encode(),

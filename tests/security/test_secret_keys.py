@@ -1,6 +1,6 @@
 """Issue 11, hole 1: no value under a secret-named key leaves a host or a probe, whatever the path.
 
-The rule (parsers.SECRET_NAME) is checked against every key of real published configs; the
+The rule (keypaths.SECRET_NAME) is checked against every key of real published configs; the
 readers (JSON, YAML, XML, SQLite JSON columns, probe bodies) are checked with key paths that
 use `*`, on real files, and through the exact command a host runs.
 """
@@ -20,7 +20,8 @@ import pytest
 import samples
 import yaml
 
-from opsverify.facts import api_http, commands, parsers, remote
+from opsverify.facts import api_http, commands
+from opsverify.facts.agent import configs, keypaths
 from opsverify.ssot import load
 
 SEKRET = "SEKRET-7d1e5a9c2b"  # a config file's secret value; it must never come back
@@ -79,12 +80,12 @@ OVER_HIDDEN = {
 def test_secret_name_rule_on_every_key_of_real_configs() -> None:
     keys = real_keys()
     assert len(keys) > 300  # the samples are really read
-    hidden = {k for k in keys if parsers.secret_named(k)}
+    hidden = {k for k in keys if keypaths.secret_named(k)}
     in_files = SECRET_KEYS & keys
     assert len(in_files) >= 18
     assert not in_files - hidden, "secrets that would be read"
     assert hidden - in_files <= OVER_HIDDEN, "settings hidden without a reason"
-    assert not {k for k in SECRET_KEYS if not parsers.secret_named(k)}
+    assert not {k for k in SECRET_KEYS if not keypaths.secret_named(k)}
 
 
 def test_no_ssot_key_or_pinned_variable_is_hidden() -> None:
@@ -92,10 +93,10 @@ def test_no_ssot_key_or_pinned_variable_is_hidden() -> None:
     segments = {s for c in ssot.config_checks for k in c.keys for s in k.split(".")} - {"*"}
     env = {n for c in ssot.containers for n in c.env}
     assert segments and env
-    assert not {s for s in segments | env if parsers.secret_named(s)}
+    assert not {s for s in segments | env if keypaths.secret_named(s)}
     for word in ("keyboard", "monkey", "Passthrough", "ProxyBypassFilter", "author",
                  "Authority", "DOCKER_API_VERSION", "api_logging", "ApiPart", "hostname"):
-        assert not parsers.secret_named(word), word
+        assert not keypaths.secret_named(word), word
 
 
 # --- the readers -----------------------------------------------------------------------------
@@ -110,7 +111,7 @@ SETTINGS = {"main": {"apiKey": SEKRET, "applicationUrl": "https://requests.examp
 def _config(tmp: Path, fmt: str, text: str | bytes, keys: list[str]) -> dict[str, Any]:
     path = tmp / f"settings.{fmt}"
     path.write_bytes(text if isinstance(text, bytes) else text.encode())
-    return remote.config_values({"name": "x", "file": str(path), "format": fmt, "keys": keys},
+    return configs.config_values({"name": "x", "file": str(path), "format": fmt, "keys": keys},
                                 None)
 
 
@@ -153,7 +154,7 @@ def test_yaml_xml_and_sqlite_wildcards_read_no_secret(tmp_path: Path) -> None:
         {"prowlarrUrl": "http://prowlarr:9696", "apiKey": SEKRET}),))
     con.commit()
     con.close()
-    got = remote.config_values({"name": "p", "file": str(db), "format": "sqlite",
+    got = configs.config_values({"name": "p", "file": str(db), "format": "sqlite",
                                 "table": "Applications", "row": {"Name": "Radarr"},
                                 "keys": ["Settings.*"]}, None)
     assert got["values"] == {"Settings.*": ["http://prowlarr:9696", PRESENT]}
@@ -167,7 +168,7 @@ def test_the_host_command_itself_reads_no_secret(tmp_path: Path) -> None:
               "stacks": {}, "secret_keys": [], "plaintext_globs": [], "retired": [],
               "config_roots": [], "config_checks": [{"name": "x", "file": str(path),
                                                      "format": "json", "keys": ["*.*.*"]}]}
-    argv = shlex.split(commands.facts_command(remote.script_payload(), params, 20))
+    argv = shlex.split(commands.facts_command(commands.script_payload(), params, 20))
     out = subprocess.run(argv, capture_output=True, check=True, timeout=25).stdout.decode()
     assert SEKRET not in out
     facts = json.loads(out[out.rindex(commands.SENTINEL) + len(commands.SENTINEL):])

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from opsverify.facts import commands, remote
-from opsverify.facts.hosts import remote_params
+from opsverify.facts import commands
+from opsverify.facts.host_params import remote_params
 from opsverify.lab.hosts import signal_sshd
 from opsverify.ssot import load
 
@@ -143,7 +143,7 @@ def test_the_host_script_writes_nothing_with_a_read_only_root(twin: dict, tmp_pa
     """vm209's real fact command, as root on the host, once as is and once where every file
     system is read-only: the same facts, so it needed to write nothing."""
     params = {**remote_params(load(twin.get("ssot")), "vm209"), "budget_s": 15}
-    command = commands.facts_command(remote.script_payload(), params, 20)
+    command = commands.facts_command(commands.script_payload(), params, 20)
     script = tmp_path / "ro.sh"
     script.write_text(READ_ONLY)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from opsverify.facts import parsers
+from opsverify.facts.agent import programs
 from opsverify.lab.standins import tailscale_cli, zfs_cli
 
 STANDINS = Path(tailscale_cli.__file__).parent
@@ -104,7 +104,7 @@ def test_logged_out_as_real_tailscale(tailscale, ts_state, sample, gaps):
     assert gaps(sample("tailscale_status_json_needslogin_issue1680_EXCERPT.json"), status) == []
     assert (status["BackendState"], status["TailscaleIPs"], status["AuthURL"]) == (
         "NeedsLogin", None, "https://login.tailscale.com/a/xxxxxx")
-    assert parsers.parse_tailscale_status(result.stdout) == {
+    assert programs.parse_tailscale_status(result.stdout) == {
         "backend_state": "NeedsLogin", "ips": [], "online": False}
     text = tailscale(ts_state, "status")
     assert (text.returncode, text.stdout) == (

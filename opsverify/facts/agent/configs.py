@@ -1,7 +1,10 @@
 """Config values behind one more step: TOML files, and Recyclarr's `!env_var` / `!secret`.
 
-Sent to the hosts with the remote fact script (see remote.MODULES): stdlib only, Python 3.8
-(TOML needs the host's Python to have tomllib, 3.11+; the error says so otherwise).
+config_facts() is the config section of the facts: per SSOT config check, the values at its
+key paths in a JSON, YAML, TOML, XML or SQLite file, never a secret-named key's value.
+
+Sent to the hosts (see agent/__init__.py): stdlib only, Python 3.8 (TOML needs the host's
+Python to have tomllib, 3.11+; the error says so otherwise).
 
 Recyclarr (src/Recyclarr.Core/Config/EnvironmentVariables/EnvironmentVariablesDeserializer.cs,
 .../Secrets/SecretsDeserializer.cs and SecretsProvider.cs) resolves, at load time:
@@ -26,7 +29,25 @@ import re
 from typing import Any, Callable  # noqa: UP035 -- aliases below are evaluated; 3.8 has no abc[...]
 from urllib.parse import urlsplit
 
-from opsverify.facts import parsers
+from opsverify.facts.agent import docker
+from opsverify.facts.agent.keypaths import (
+    descend_json,
+    secret_named,
+    split_path,
+    values_at,
+    xml_values,
+)
+from opsverify.facts.agent.primitives import (
+    Context,
+    ParseError,
+    describe_error,
+    load_json,
+    open_sqlite,
+    read_file,
+    sql_ident,
+    sqlite_errors,
+)
+from opsverify.facts.agent.yaml_subset import Tagged, parse_yaml_subset
 
 # (container, NAME) -> (why the environment cannot be read or None, the value of NAME or None):
 # one name at a time, never the whole environment
@@ -44,7 +65,7 @@ def load_toml(data: bytes | str) -> Any:
     try:
         import tomllib  # only hosts with a TOML check pay for the import
     except ImportError:
-        raise parsers.ParseError("TOML file: this host's python3 has no tomllib "
+        raise ParseError("TOML file: this host's python3 has no tomllib "
                                  "(Python 3.11 or later reads TOML)") from None
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     try:
@@ -52,7 +73,7 @@ def load_toml(data: bytes | str) -> Any:
     except tomllib.TOMLDecodeError as exc:
         where = re.search(r"line (\d+), column (\d+)", str(exc))
         at = f" at line {where.group(1)} column {where.group(2)}" if where else ""
-        raise parsers.ParseError(f"TOML file: invalid{at}") from None
+        raise ParseError(f"TOML file: invalid{at}") from None
 
 
 def url_only(value: str, what: str) -> str:
@@ -87,7 +108,7 @@ class Resolver:
 
     def resolve(self, value: Any) -> Any:
         """A selected value as the app reads it: itself, a URL, or an Unresolved."""
-        if not isinstance(value, parsers.Tagged):
+        if not isinstance(value, Tagged):
             return value
         if value.tag == "!env_var":
             return self._env_var(str(value))
@@ -146,24 +167,14 @@ class Resolver:
             return Unresolved("both secrets.yml and secrets.yaml exist (Recyclarr refuses)")
         path, data = present[0]
         try:
-            doc = parsers.parse_yaml_subset(data or b"")
-        except parsers.ParseError as exc:
+            doc = parse_yaml_subset(data or b"")
+        except ParseError as exc:
             return Unresolved(f"{path}: {exc}")
         if doc is None:
             return {}
         if not isinstance(doc, dict):
             return Unresolved(f"{path} is not a mapping of keys")
         return doc
-
-
-def env_value(inspect: Any, name: str) -> str | None:
-    """One variable of a container's environment, from its inspect document."""
-    config = inspect.get("Config") if isinstance(inspect, dict) else None
-    items = config.get("Env") if isinstance(config, dict) else None
-    for item in items if isinstance(items, list) else []:
-        if isinstance(item, str) and item.startswith(name + "="):
-            return item[len(name) + 1:]
-    return None
 
 
 def resolve_values(entry: dict[str, Any], check: dict[str, Any], secret_name: re.Pattern | None,
@@ -176,7 +187,7 @@ def resolve_values(entry: dict[str, Any], check: dict[str, Any], secret_name: re
     for key, found in entry["values"].items():
         kept = []
         for value in found:
-            if not isinstance(value, parsers.Tagged):
+            if not isinstance(value, Tagged):
                 kept.append(value)
                 continue
             entry.setdefault("via", {}).setdefault(key, []).append(
@@ -187,3 +198,84 @@ def resolve_values(entry: dict[str, Any], check: dict[str, Any], secret_name: re
             else:
                 kept.append(value)
         entry["values"][key] = kept
+
+
+def config_facts(ctx: Context) -> dict[str, Any]:
+    env = docker.container_env(ctx)
+    return {"config": {c["name"]: config_values(c, ctx.secret_name, env)
+                       for c in ctx.p.get("config_checks") or []}}
+
+
+def config_values(check: dict[str, Any], secret_name: re.Pattern | None = None,
+                  env: EnvLookup | None = None) -> dict[str, Any]:
+    """{file, ok, error, values} of one SSOT config check; never a secret-named key's value.
+
+    A path that names a secret is refused; a value reached through `*` below a secret-named
+    key reads only as present or absent (keypaths.SECRET_NAME, applied whatever PARAMS say).
+    """
+    entry: dict[str, Any] = {"file": check["file"], "ok": False, "error": None, "values": {}}
+    keys = list(check.get("keys") or [])
+    refused = [k for k in keys if any(secret_named(s, secret_name) for s in str(k).split("."))]
+    if refused:
+        entry["error"] = f"refused: key path {refused[0]} names a secret"
+        return entry
+    try:
+        if check["format"] == "sqlite":
+            entry["values"] = _sqlite_values(check, keys, secret_name)
+        else:
+            data = read_file(check["file"]) or b""
+            if check["format"] == "yaml":
+                doc = parse_yaml_subset(data)
+                entry["values"] = {k: values_at(doc, k, secret_name) for k in keys}
+                resolve_values(entry, check, secret_name, env, read_file)
+            elif check["format"] == "toml":
+                doc = load_toml(data)
+                entry["values"] = {k: values_at(doc, k, secret_name) for k in keys}
+            elif check["format"] == "json":
+                doc = load_json(data, "JSON file")
+                entry["values"] = {k: values_at(doc, k, secret_name) for k in keys}
+            elif check["format"] == "xml":
+                entry["values"] = {k: xml_values(data, k, secret_name) for k in keys}
+            else:
+                raise ParseError(f"unknown format {check['format']!r}")
+    except FileNotFoundError:
+        entry["error"] = f"file not found: {check['file']}"
+        return entry
+    except (OSError, ParseError) as exc:
+        entry["error"] = describe_error(exc)
+        return entry
+    except sqlite_errors() as exc:  # "no such table", "file is not a database": no content
+        entry["error"] = f"SQLite: {exc}"
+        return entry
+    entry["ok"] = True
+    return entry
+
+
+def _sqlite_values(check: dict[str, Any], keys: list[str],
+                   secret_name: re.Pattern | None = None) -> dict[str, list[Any]]:
+    path, table, row = check["file"], check.get("table"), check.get("row") or {}
+    read_file(path, head=lambda h: True)  # a clear error when missing or not a regular file
+    con = open_sqlite(path)
+    try:
+        tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if table not in tables:
+            raise ParseError(f"SQLite: no table {table!r}")
+        columns = [r[1] for r in con.execute(f"PRAGMA table_info({sql_ident(table)})")]
+        missing = [c for c in row if c not in columns]
+        if missing:
+            raise ParseError(f"SQLite: table {table!r} has no column {missing[0]!r}")
+        where = " AND ".join(f"{sql_ident(c)} = ?" for c in row) or "1"
+        cur = con.execute(f"SELECT * FROM {sql_ident(table)} WHERE {where}", list(row.values()))
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    finally:
+        con.close()
+    out = {}
+    for key in keys:
+        first, *rest = split_path(key)
+        if first not in names:
+            out[key] = []
+            continue
+        i = names.index(first)
+        out[key] = [v for r in rows for v in descend_json(r[i], rest, secret_name)]
+    return out

@@ -1,6 +1,6 @@
-"""/etc/fstab as libmount reads it, and systemd automount points in /proc/mounts.
+"""The mount sections of the facts: /proc/mounts, /etc/fstab as libmount reads it, automounts.
 
-Sent to the hosts with the remote fact script (see remote.MODULES): stdlib only, Python 3.8.
+Sent to the hosts (see agent/__init__.py): stdlib only, Python 3.8.
 
 parse_fstab() follows util-linux libmount (tab_parse.c, mnt_parse_table_line), because
 mount(8) and systemd-fstab-generator read /etc/fstab through it:
@@ -19,16 +19,61 @@ first two fields are there), never as an error of the whole file.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from opsverify.facts import parsers
+from opsverify.facts.agent.primitives import Context, ParseError, as_text, read_file
+
+AUTOMOUNT_TIMEOUT = 5.0  # one hard-mount timeout per idle automount point, at most
 
 FIELDS = ("source", "mount point", "type")
 NUMBERS = ("dump (5th field)", "pass (6th field)")
 AUTOFS = "autofs"
 
+
+def mounts_facts(ctx: Context) -> dict[str, Any]:
+    """/proc/mounts; an SSOT mount point held only by an idle systemd automount is triggered
+    first, the way any reader triggers it, and the table read again."""
+    mounts, automounts = settle_automounts(
+        lambda: parse_proc_mounts(read_file(ctx.mounts_file)),
+        lambda path: trigger(path, ctx.slice(AUTOMOUNT_TIMEOUT)),
+        ctx.p.get("mount_paths") or [])
+    return {"mounts": mounts, "automounts": automounts}
+
+
+def fstab_facts(ctx: Context) -> dict[str, Any]:
+    entries, errors = parse_fstab(read_file(ctx.fstab_file) or b"")
+    return {"fstab": entries, "fstab_errors": errors}
+
+
+# --- /proc/mounts ---------------------------------------------------------------------------
+
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def unescape_octal(field: str) -> str:
+    """A mount table field with its octal escapes (\\040 space, \\011 tab, \\134 ...) decoded."""
+    return _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), field)
+
+
+def parse_proc_mounts(data: str | bytes) -> list[dict[str, Any]]:
+    """/proc/mounts as [{source, target, fstype, options}], escapes decoded."""
+    out = []
+    for no, line in enumerate(as_text(data, "/proc/mounts").split("\n"), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) != 6:
+            raise ParseError(f"/proc/mounts line {no}: expected 6 fields, got {len(fields)}")
+        src, target, fstype, options = (unescape_octal(f) for f in fields[:4])
+        out.append({"source": src, "target": target, "fstype": fstype,
+                    "options": [o for o in options.split(",") if o]})
+    return out
+
+
+# --- /etc/fstab -----------------------------------------------------------------------------
 
 def _is_int(word: str) -> bool:
     """strtol(word, &end, 10) consumed all of word (libmount's next_s32 check)."""
@@ -47,9 +92,9 @@ def parse_line(line: str) -> dict[str, Any] | str | None:
         if len(words) <= i:
             return f"no {name}"
     entry: dict[str, Any] = {
-        "source": parsers.unescape_octal(words[0]), "target": parsers.unescape_octal(words[1]),
-        "fstype": parsers.unescape_octal(words[2]),
-        "options": [o for o in parsers.unescape_octal(words[3]).split(",") if o]
+        "source": unescape_octal(words[0]), "target": unescape_octal(words[1]),
+        "fstype": unescape_octal(words[2]),
+        "options": [o for o in unescape_octal(words[3]).split(",") if o]
         if len(words) > 3 else ["defaults"],
     }
     for name, word in zip(NUMBERS, words[4:6]):
@@ -64,14 +109,14 @@ def parse_fstab(data: str | bytes) -> tuple[list[dict[str, Any]], list[dict[str,
     entries, errors = [], []
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     if not isinstance(text, str):
-        raise parsers.ParseError(f"/etc/fstab: expected text, got {type(data).__name__}")
+        raise ParseError(f"/etc/fstab: expected text, got {type(data).__name__}")
     for no, line in enumerate(text.split("\n"), 1):
         parsed = parse_line(line)
         if parsed is None:
             continue
         if isinstance(parsed, str):
             words = line.split()
-            target = parsers.unescape_octal(words[1]) if len(words) > 1 else None
+            target = unescape_octal(words[1]) if len(words) > 1 else None
             errors.append({"line": no, "target": target,
                            "error": f"/etc/fstab line {no}: {parsed}; mount(8) and systemd "
                                     "skip this line"})

@@ -1,0 +1,92 @@
+"""The host agent's entry point: main(PARAMS) runs every section and prints one JSON document.
+
+commands.BOOTSTRAP registers the modules of commands.script_payload() on the host under their
+own names and calls main(PARAMS). One SSH round trip per host returns everything the host
+families need, in the shape of `host:<name>` in opsverify/facts/__init__.py.
+
+Sections run one after another in a worker thread; the main thread waits at most budget_s and
+then prints whatever finished, so a hung NFS read costs one section, not the host's facts.
+Errors never carry file content: parsers name lines, OSErrors name paths.
+
+Sent to the hosts (see agent/__init__.py): stdlib only, Python 3.8.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opsverify.facts import commands
+from opsverify.facts.agent import configs, docker, fstab, programs, scan, stacks
+from opsverify.facts.agent.primitives import Context, describe_error
+
+
+def main(arg: str) -> None:
+    """Collect what PARAMS asks for; print SENTINEL and one JSON document."""
+    started = time.monotonic()
+    try:
+        facts = collect(commands.decode_params(arg), started)
+    except ValueError as exc:
+        facts = {"errors": {"params": str(exc)}}
+    facts["remote_s"] = round(time.monotonic() - started, 3)
+    body = json.dumps(facts, separators=(",", ":"), default=str)
+    sys.stdout.write("\n" + commands.SENTINEL + "\n" + body + "\n")
+    sys.stdout.flush()
+
+
+def hostname_facts(ctx: Context) -> dict[str, Any]:
+    return {"hostname": socket.gethostname()}  # from the kernel (uname), no command
+
+
+def collect(params: dict[str, Any], started: float | None = None) -> dict[str, Any]:
+    """Every section's facts; what did not finish within budget_s keeps its empty default."""
+    ctx = Context(params, (started or time.monotonic()) + float(params.get("budget_s", 8)))
+    facts: dict[str, Any] = {
+        "hostname": None,
+        "tailscale": {"ok": False, "error": "not collected", "backend_state": None, "ips": [],
+                      "online": None},
+        "mounts": [], "automounts": {}, "fstab": [], "fstab_errors": [],
+        "docker": {"ok": False, "error": "not collected", "containers": []},
+        "stacks": {}, "stale_refs": [],
+        "scan": {"roots": list(ctx.roots), "files": 0, "bytes": 0, "media_skipped": 0,
+                 "skipped": [], "complete": False},
+        "config": {},
+    }
+    # looked up on each run, so that a test can stand in for one section
+    sections: list[tuple[str, Callable[[Context], dict[str, Any]]]] = [
+        ("hostname", hostname_facts), ("mounts", fstab.mounts_facts),
+        ("fstab", fstab.fstab_facts), ("tailscale", programs.tailscale_facts)]
+    if params.get("zfs"):
+        facts["zfs"] = {"ok": False, "error": "not collected", "datasets": []}
+        sections.append(("zfs", programs.zfs_facts))
+    sections += [("docker", docker.docker_facts), ("stacks", stacks.stacks_facts),
+                 ("config", configs.config_facts), ("stale_refs", scan.stale_refs_facts)]
+    done: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    running = [""]
+
+    def work() -> None:
+        for name, fn in sections:
+            running[0] = name
+            try:
+                done.update(fn(ctx))
+            except Exception as exc:  # noqa: BLE001 -- one broken section must not cost the others
+                errors[name] = describe_error(exc)
+        running[0] = ""
+
+    worker = threading.Thread(target=work, name="opsverify-facts", daemon=True)
+    worker.start()
+    worker.join(max(0.0, ctx.deadline - time.monotonic()) + 0.2)
+    if worker.is_alive():  # its section is stuck in a read; report the rest
+        hung = running[0]
+        errors[hung] = f"did not finish within {ctx.budget:.1f} s (hung filesystem?)"
+        later = [name for name, _ in sections][[name for name, _ in sections].index(hung) + 1:]
+        errors.update({name: f"not run: {hung} did not finish" for name in later})
+    facts.update(dict(done))
+    facts["errors"] = dict(errors)
+    return facts
