@@ -11,7 +11,7 @@ import sys
 from opsverify import commands, netguard
 
 # Commands people reach for first are listed first in --help.
-ORDER = ["verify", "demo", "lab", "soak", "ssot_check"]
+ORDER = ["verify", "demo", "lab", "soak", "serve", "ssot_check"]
 
 EXIT_CODES = """exit codes:
   0  every gate passed

@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import json
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -98,6 +99,35 @@ def test_service_is_a_hardened_oneshot_writing_the_textfile() -> None:
     assert t["Persistent"] == "true" and t["OnCalendar"] and t["Unit"] == "opsverify.service"
 
 
+HARDENING = ("ProtectSystem", "ProtectHome", "PrivateTmp", "PrivateDevices", "NoNewPrivileges",
+              "CapabilityBoundingSet", "AmbientCapabilities", "RestrictAddressFamilies",
+              "SystemCallFilter", "ProtectProc", "RestrictNamespaces", "UMask")
+
+
+def test_serve_unit_is_hardened_like_the_nightly_and_listens_on_loopback() -> None:
+    from opsverify.cli import build_parser
+    from opsverify.commands.serve import is_loopback, parse_listen
+
+    s = unit("opsverify-serve.service")["Service"]
+    nightly = unit("opsverify.service")["Service"]
+    assert s["Type"] == "exec" and s["User"] == "opsverify" and s["Restart"] == "on-failure"
+    assert s["EnvironmentFile"] == "/etc/opsverify/opsverify.env"
+    for key in HARDENING:
+        assert s[key] == nightly[key], key
+    assert unit("opsverify-serve.service")["Install"]["WantedBy"] == "multi-user.target"
+    # ExecStart is a valid `ops serve` command line, on loopback (no token needed) ...
+    args = build_parser().parse_args(shlex.split(s["ExecStart"])[1:])
+    assert args.command == "serve" and is_loopback(parse_listen(args.listen)[0])
+    assert args.token_file is None and args.state and "--every 5m" in s["ExecStart"]
+    # ... and the commented tailnet variant passes its token as a systemd credential.
+    text = (UNITS / "opsverify-serve.service").read_text()
+    tailnet = re.search(r"(?m)^#\s+ExecStart=(.*)$", text)[1]
+    assert "#   LoadCredential=serve.token:/etc/opsverify/serve.token" in text
+    args = build_parser().parse_args(shlex.split(tailnet)[1:])
+    assert not is_loopback(parse_listen(args.listen)[0])
+    assert str(args.token_file) == "${CREDENTIALS_DIRECTORY}/serve.token"
+
+
 def test_env_example_names_are_the_names_settings_reads() -> None:
     names = re.findall(r"(?m)^([A-Z_]+)=", (UNITS / "opsverify.env.example").read_text())
     s = Settings.from_env({n: "/x" for n in names} | {"OPSVERIFY_TIMEOUT": "15"})
@@ -114,14 +144,15 @@ def installed(tmp_path: Path) -> Path:
     ops = shutil.which("ops") or str(Path(sys.executable).with_name("ops"))
     if not Path(ops).exists():
         pytest.skip("the ops console script is not installed (pip install -e .)")
-    for name in ("opsverify.service", "opsverify.timer"):
+    for name in ("opsverify.service", "opsverify.timer", "opsverify-serve.service"):
         text = (UNITS / name).read_text().replace("/opt/opsverify/.venv/bin/ops", ops)
         (tmp_path / name).write_text(text)
     return tmp_path
 
 
 def test_units_pass_systemd_analyze_verify(installed: Path) -> None:
-    p = subprocess.run(["systemd-analyze", "verify", "opsverify.service", "opsverify.timer"],
+    p = subprocess.run(["systemd-analyze", "verify", "opsverify.service", "opsverify.timer",
+                        "opsverify-serve.service"],
                        cwd=installed, capture_output=True, text=True, check=False)
     assert p.returncode == 0 and p.stdout + p.stderr == "", p.stdout + p.stderr
 
@@ -134,11 +165,12 @@ def test_systemd_analyze_does_complain_about_a_broken_unit(installed: Path) -> N
     assert "Unknown key 'ProtectSytem'" in p.stdout + p.stderr
 
 
-def test_service_exposure_is_low(installed: Path) -> None:
+@pytest.mark.parametrize("name", ["opsverify.service", "opsverify-serve.service"])
+def test_service_exposure_is_low(installed: Path, name: str) -> None:
     p = subprocess.run(["systemd-analyze", "security", "--offline=yes",
-                        str(installed / "opsverify.service")], capture_output=True, text=True,
+                        str(installed / name)], capture_output=True, text=True,
                        check=False)
-    m = re.search(r"Overall exposure level for opsverify.service: ([\d.]+) (\w+)", p.stdout)
+    m = re.search(rf"Overall exposure level for {re.escape(name)}: ([\d.]+) (\w+)", p.stdout)
     if p.returncode != 0 or not m:
         pytest.skip(f"systemd-analyze security --offline is not supported here: {p.stderr[:200]}")
     assert float(m.group(1)) <= 2.0, p.stdout[-2000:]
