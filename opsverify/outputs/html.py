@@ -14,7 +14,7 @@ from collections import defaultdict
 from html import escape
 from typing import Any
 
-from opsverify.redact import scrub
+from opsverify.redact import safe
 from opsverify.results import OUTCOMES, SEVERITY
 from opsverify.verdict import PASS
 
@@ -152,7 +152,8 @@ def gate_row(t: dict[str, Any]) -> str:
 
 
 def page(res: dict[str, Any]) -> str:
-    """The whole page, scrubbed once more on the way out."""
+    """The whole page, scrubbed once more on the way out, with any control character a host
+    sent shown as an escape (the parts are already; this holds for whatever comes next)."""
     order = sorted(res["tests"], key=lambda t: (-SEVERITY.get(t["outcome"], 0), t["id"]))
     details = "\n".join(line.strip() for line in detail_lines(res))
     relaxed = "".join(f"<li>{escape(r)}</li>" for r in res.get("relaxations") or [])
@@ -175,4 +176,4 @@ def page(res: dict[str, Any]) -> str:
         "\n".join(map(gate_row, order)),
         f"</tbody></table><script>{SCRIPT}</script></body></html>\n",
     ]
-    return scrub("".join(parts))
+    return safe("".join(parts), lines=True)
