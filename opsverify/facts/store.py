@@ -3,6 +3,19 @@
 A *source* is one host (`host:vm209`) or one API (`cloudflare`, `infisical`, `proxmox`,
 `prometheus`, `http`). Its collector returns JSON-serialisable facts or raises Unreachable.
 Gates read facts from the store and never collect anything themselves.
+
+With contract=True (every gate run: fixtures/facts.py) the facts contract (contract.py) is
+enforced where facts enter and leave the store:
+- collected: facts of the wrong shape make their source an ERROR (FactsContractError), not
+  UNREACHABLE: the host or API answered, and what went wrong is a bug of the verifier's own
+  collector, which exit status 1 reports (4 would send someone to look at the network). The
+  reason names the JSON path, what was expected and the type found; the other sources are
+  untouched.
+- saved (--save-facts): each file is checked as written; one that would break the contract
+  is saved as the record {"error": "<where>"} instead, so a saved directory always replays.
+- replayed (--facts): a file of the wrong shape is an ERROR naming the file and the path
+  (`ops verify` refuses such a directory up front, as a usage error); a saved
+  {"unreachable": ...} replays as UNREACHABLE, a saved {"error": ...} as that ERROR again.
 """
 
 from __future__ import annotations
@@ -15,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from opsverify.facts import contract as facts_contract
+from opsverify.facts.contract import FactsContractError
 from opsverify.redact import scrub_obj
 from opsverify.results import write_atomic
 from opsverify.verdict import Unreachable
@@ -31,13 +46,16 @@ class FactStore:
     """Collects each source at most once; a source that fails stays UNREACHABLE for the run."""
 
     def __init__(self, collectors: dict[str, Collector], *, deadline: float,
-                 replay_dir: Path | None = None, save_dir: Path | None = None):
+                 replay_dir: Path | None = None, save_dir: Path | None = None,
+                 contract: bool = False):
         self._collectors = collectors
+        self._contract = contract
         self._deadline = deadline
         self._replay_dir = replay_dir
         self._save_dir = save_dir
         self._facts: dict[str, dict[str, Any]] = {}
         self._unreachable: dict[str, str] = {}
+        self._broken: dict[str, str] = {}  # source -> where its facts break the contract
         self._lock = threading.Lock()
         self.remote_commands: list[dict[str, Any]] = []  # every command run on a host, audited
         # The previous run's container facts, read before this run overwrites them.
@@ -49,8 +67,7 @@ class FactStore:
 
     def prefetch(self, sources: Iterable[str]) -> None:
         """Collect the given sources concurrently, each bounded by the deadline."""
-        todo = [s for s in dict.fromkeys(sources) if s not in self._facts
-                and s not in self._unreachable]
+        todo = [s for s in dict.fromkeys(sources) if not self._known(s)]
         if len(todo) > AT_ONCE:
             # Each source's timeout counts from its own start: 100 fact scripts started at
             # once can outlast it waiting for CPU (the lab twin's hosts share the verifier's
@@ -73,12 +90,18 @@ class FactStore:
                 self._mark(source, f"no answer within {self._deadline:.0f} s")
 
     def get(self, source: str) -> dict[str, Any]:
-        """Facts of one source; raises Unreachable with the reason it could not be asked."""
-        if source not in self._facts and source not in self._unreachable:
+        """Facts of one source; raises Unreachable with the reason it could not be asked, or
+        FactsContractError with where its facts break the contract."""
+        if not self._known(source):
             self.prefetch([source])
         if source in self._unreachable:
             raise Unreachable(source, self._unreachable[source])
+        if source in self._broken:
+            raise FactsContractError(source, self._broken[source])
         return self._facts[source]
+
+    def _known(self, source: str) -> bool:
+        return source in self._facts or source in self._unreachable or source in self._broken
 
     def _collect(self, source: str) -> None:
         try:
@@ -91,12 +114,24 @@ class FactStore:
         except Unreachable as exc:
             self._mark(source, exc.reason)
             return
+        except FactsContractError as exc:  # a replayed file of the wrong shape, or {"error"}
+            self._break(source, exc.reason)
+            return
         except Exception as exc:  # noqa: BLE001 - a collector bug must not pass for drift or take the run down
             self._mark(source, f"collector error: {exc.__class__.__name__}: {exc}")
+            return
+        found = facts_contract.problem(source, facts) if self._contract else None
+        if found:
+            self._break(source, f"its collector's facts break the contract at {found}")
             return
         with self._lock:
             if source not in self._unreachable:
                 self._facts[source] = facts
+
+    def _break(self, source: str, reason: str) -> None:
+        with self._lock:
+            if source not in self._unreachable:
+                self._broken.setdefault(source, reason)
 
     def _mark(self, source: str, reason: str) -> None:
         with self._lock:
@@ -110,8 +145,13 @@ class FactStore:
             raise Unreachable(source, f"no saved facts ({path})") from None
         except (OSError, ValueError) as exc:
             raise Unreachable(source, f"saved facts unreadable ({path}: {exc})") from None
+        found = facts_contract.problem(source, facts) if self._contract else None
+        if found:
+            raise FactsContractError(source, f"saved facts {path} break the contract at {found}")
         if isinstance(facts, dict) and set(facts) == {"unreachable"}:
             raise Unreachable(source, str(facts["unreachable"]))
+        if self._contract and isinstance(facts, dict) and set(facts) == {"error"}:
+            raise FactsContractError(source, str(facts["error"]))
         return facts
 
     def save(self) -> None:
@@ -123,11 +163,17 @@ class FactStore:
         if self._save_dir is None:
             return
         with self._lock:
-            done = {**{s: {"unreachable": r} for s, r in self._unreachable.items()},
+            done = {**{s: {"error": r} for s, r in self._broken.items()},
+                    **{s: {"unreachable": r} for s, r in self._unreachable.items()},
                     **{s: f for s, f in self._facts.items() if s not in self._unreachable}}
         for source, facts in sorted(done.items()):
-            write_atomic(self._save_dir / _file_name(source),
-                         json.dumps(scrub_obj(facts), indent=1, sort_keys=True, default=str))
+            text = json.dumps(scrub_obj(facts), indent=1, sort_keys=True, default=str)
+            # as replay will read it: after masking and JSON's own conversions (default=str)
+            found = facts_contract.problem(source, json.loads(text)) if self._contract else None
+            if found:
+                text = json.dumps({"error": f"saved facts break the contract at {found}"},
+                                  indent=1)
+            write_atomic(self._save_dir / _file_name(source), text)
 
     def previous(self, source: str) -> dict[str, Any] | None:
         """The container facts `--save-facts DIR` saved for this source in the previous run."""
@@ -140,6 +186,10 @@ class FactStore:
 
     def unreachable(self) -> dict[str, str]:
         return dict(self._unreachable)
+
+    def broken(self) -> dict[str, str]:
+        """Sources whose facts break the contract: where (their gates are ERRORs)."""
+        return dict(self._broken)
 
 
 def _previous_containers(directory: Path) -> dict[str, dict[str, Any]]:

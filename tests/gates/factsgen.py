@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opsverify.facts import contract
 from opsverify.families.values import canonical
 from opsverify.ssot.model import Ssot
 
@@ -70,6 +71,7 @@ def host_facts(ssot: Ssot, name: str) -> dict[str, Any]:
                             "values": {k: [""] if c.when else [as_read(v, c.format)]
                                        for k, v in c.keys.items()}}
                    for c in ssot.config_checks if c.host == name},
+        "errors": {},
         "duration_s": 0.4,
     }
     if ssot.proxmox_host and ssot.proxmox_host.name == name:
@@ -173,7 +175,18 @@ def clean_facts(ssot: Ssot, after_hold: bool = False) -> Facts:
                                 "location": r.location, "error": None, "elapsed_s": 0.05}
                    for r in ssot.routes},
     }
-    return out
+    return checked(out)
+
+
+def checked(facts: Facts) -> Facts:
+    """facts, once every document is known to keep the facts contract (opsverify/facts/
+    contract.py): a generator that drifts from what collectors produce fails here, loudly,
+    not as a gate outcome that happens to pass."""
+    broken = {s: p for s, d in facts.items() if (p := contract.problem(s, d))}
+    if broken:
+        raise AssertionError("factsgen: facts break the contract: " + "; ".join(
+            f"{s}: {p}" for s, p in sorted(broken.items())))
+    return facts
 
 
 def _holding(op: str, threshold: float) -> float:
