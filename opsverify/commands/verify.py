@@ -19,11 +19,11 @@ from opsverify import ssot as ssot_pkg
 REPO = Path(__file__).resolve().parents[2]
 GATES = REPO / "gates"
 
-# Installed for the project's own tests; the gates never use them, and loading hypothesis
-# alone costs ~1 s per run. (The unraisable-exception hook runs gc.collect() five times per
-# session.)
+# Installed plugins the gates never use (pytest-html may linger from an older install);
+# loading hypothesis alone costs ~1 s per run. (The unraisable-exception hook runs
+# gc.collect() five times per session.)
 UNUSED_PLUGINS = ("hypothesispytest", "benchmark", "anyio", "pytest11.testinfra",
-                  "unraisableexception")
+                  "unraisableexception", "html", "metadata")
 
 EXIT_HELP = """exit codes:
   0  every selected gate passed

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Only the installed plugins the gates' fixtures use: the others (hypothesis, anyio, benchmark,
 # testinfra) cost more to load than the gates take to run. The unraisable-exception hook runs
 # gc.collect() five times per session: 0.3 s in a long-lived process.
-USED = ("pytest_metadata.plugin", "pytest_html.plugin", "no:unraisableexception")
+USED = ("no:unraisableexception",)
 
 
 def argv(job: Path) -> list[str]:
