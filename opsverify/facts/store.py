@@ -31,7 +31,7 @@ from typing import Any
 from opsverify.facts import contract as facts_contract
 from opsverify.facts.contract import FactsContractError
 from opsverify.redact import scrub_obj
-from opsverify.results import write_atomic
+from opsverify.outputs.files import write_atomic
 from opsverify.verdict import Unreachable
 
 Collector = Callable[[], dict[str, Any]]
