@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from opsverify.outputs.files import write_atomic
-from opsverify.soak import ledger, report
+from opsverify.soak import analysis, ledger, report
 from opsverify.ssot import load
 
 
@@ -123,12 +123,12 @@ def main() -> None:
         out = d / "bench.html"
         t0 = time.perf_counter()
         header, runs = ledger.read(path)
-        soak = report.analyse(header, runs)
+        soak = analysis.analyse(header, runs)
         t1 = time.perf_counter()
         write_atomic(out, report.render(soak))
         t2 = time.perf_counter()
         tracemalloc.start()  # a second render, traced: tracing slows it down
-        report.render(report.analyse(*ledger.read(path)))
+        report.render(analysis.analyse(*ledger.read(path)))
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         verdict, _ = soak.verdict()

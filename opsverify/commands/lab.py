@@ -131,12 +131,12 @@ def _fail(cmd: str, exc: Exception, code: int = 1) -> int:
 def _reexec_inside(layout: Layout, *cmd: str) -> int | None:
     """Run `ops CMD` inside the twin's network (drift scenarios talk to its APIs); None when
     this process already is inside."""
-    from opsverify.lab import twin
-    if twin.inside(layout):
+    from opsverify.lab import access
+    if access.inside(layout):
         return None
-    argv = twin.exec_argv(layout, [sys.executable, "-m", "opsverify.cli", *cmd,
-                                   "--name", layout.name, "--state-dir", str(layout.root)])
-    os.execvpe(argv[0], argv, twin.exec_env(layout))
+    argv = access.exec_argv(layout, [sys.executable, "-m", "opsverify.cli", *cmd,
+                                     "--name", layout.name, "--state-dir", str(layout.root)])
+    os.execvpe(argv[0], argv, access.exec_env(layout))
     return 1  # not reached
 
 
@@ -179,10 +179,10 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from opsverify.lab import twin
+    from opsverify.lab import status
     from opsverify.lab.layout import LabError
     try:
-        st = twin.status(_layout(args))
+        st = status.status(_layout(args))
     except LabError as exc:
         return _fail("status", exc)
     if args.json:
@@ -212,7 +212,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from opsverify.lab import twin
+    from opsverify.lab import access
     from opsverify.lab.layout import LabError
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     if not cmd:
@@ -220,7 +220,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
         return 2
     try:
         layout = _layout(args)
-        argv, env = twin.exec_argv(layout, cmd), twin.exec_env(layout)
+        argv, env = access.exec_argv(layout, cmd), access.exec_env(layout)
     except LabError as exc:
         return _fail("exec", exc)
     os.execvpe(argv[0], argv, env)
@@ -228,18 +228,18 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_ssh(args: argparse.Namespace) -> int:
-    from opsverify.lab import twin
+    from opsverify.lab import access, status
     from opsverify.lab.layout import LabError
     cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
     try:
         layout = _layout(args)
-        st = twin.status(layout)
+        st = status.status(layout)
         if not st["up"]:
             raise LabError(f"twin {layout.name!r} is not up (run `ops lab up`)")
         names = {n: n for n in st["hosts"]} | {h["hostname"]: n for n, h in st["hosts"].items()}
         if args.host not in names:
             raise LabError(f"no twin host {args.host!r} (hosts: {', '.join(st['hosts'])})")
-        argv = twin.ssh_argv(layout, names[args.host], cmd)
+        argv = access.ssh_argv(layout, names[args.host], cmd)
     except LabError as exc:
         return _fail("ssh", exc)
     os.execvp(argv[0], argv)

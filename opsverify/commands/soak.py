@@ -21,7 +21,7 @@ from opsverify.commands.verify import (
 )
 from opsverify.outputs.files import write_atomic
 from opsverify.settings import Settings
-from opsverify.soak import ledger, report, runner
+from opsverify.soak import analysis, ledger, report, runner
 
 DEFAULT_DIR = REPO / "reports" / "soak"
 EXIT_HELP = """exit codes (ops soak and ops soak report, from the soak's verdict):
@@ -30,7 +30,7 @@ EXIT_HELP = """exit codes (ops soak and ops soak report, from the soak's verdict
   2  usage: bad option, invalid SSOT, unknown or running soak, unreadable ledger
   3  INCOMPLETE: nothing failed so far, but fewer runs than the window expects
 130 interrupted (the ledger keeps every completed run: continue with --resume NAME)"""
-VERDICT_EXIT = {report.PASS: 0, report.FAIL: 1, report.INCOMPLETE: 3}
+VERDICT_EXIT = {analysis.PASS: 0, analysis.FAIL: 1, analysis.INCOMPLETE: 3}
 
 
 def soak_dir(arg: Path | None) -> Path:
@@ -145,7 +145,7 @@ def _soak(path: Path, run_timeout: float) -> int:
 
 def _verdict(path: Path, html: Path | None = None) -> int:
     header, runs = ledger.read(path)
-    soak = report.analyse(header, runs)
+    soak = analysis.analyse(header, runs)
     verdict, reasons = soak.verdict()
     target = html or path.with_suffix(".html")
     write_atomic(target, report.render(soak))

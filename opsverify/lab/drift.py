@@ -24,12 +24,14 @@ import httpx
 from opsverify import families
 
 from . import apps, drift_api, engine, hosts
+from .access import inside, ssh_argv
 from .drift_host import SCENARIOS as HOST_SCENARIOS
 from .image import split_ref
 from .layout import LabError, Layout
 from .proc import host_argv, stop
 from .spec import MEDIA_DIRS, World
-from .twin import inside, load_world, reset, ssh_argv, status
+from .status import status
+from .twin import load_world, reset
 
 HOST_FAMILIES = families.reading_host_facts()
 TAILSCALE_NFS = "100.64.0.184"  # invented: pve as it would look on the tailnet

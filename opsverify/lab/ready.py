@@ -14,8 +14,10 @@ from typing import Any
 
 import httpx
 
+from .access import inside
 from .layout import Layout
-from .twin import inside, load_world, status
+from .status import status
+from .twin import load_world
 
 
 def problems(st: dict[str, Any], targets: set[str], queries: tuple[str, ...] = ()) -> list[str]:

@@ -56,7 +56,7 @@ def secret_aliases(root: str | Path, secrets: dict[str, str]) -> dict[str, str]:
 
 def apply(world: Any) -> None:
     """Change the world of a generated SSOT as its hints say (nothing without hints)."""
-    from .spec import _compose
+    from .compose import compose_file as _compose
 
     h = hints(world.ssot.root)
     if not h:

@@ -13,7 +13,8 @@ from . import pki
 from .layout import LabError, Layout, write_private
 from .prereq import which
 from .proc import alive, host_argv, netns_argv, spawn, wait_for_line
-from .spec import World, standin_seeds
+from .seeds import standin_seeds
+from .spec import World
 
 STANDINS = ("cloudflare", "infisical", "proxmox")
 

@@ -1,4 +1,8 @@
-"""The lab twin's life cycle: up, status, reset, down, and the ways into it (exec, ssh)."""
+"""The lab twin's life cycle: up, reset and down.
+
+Whether it is up and where everything is: status.py. The ways into it (exec, ssh):
+access.py. What it should be: spec.py.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import shlex
 import shutil
 import subprocess
 import sys
@@ -19,9 +22,12 @@ from typing import Any
 from opsverify import ssot as ssot_pkg
 
 from . import hosts, services
+from .access import exec_argv, exec_env, write_client_files
 from .layout import LabError, Layout, write_private
-from .proc import alive, netns_argv, pids_in_netns, read_pid, run, stop
-from .spec import World, build, credentials, new_secrets
+from .proc import netns_argv, pids_in_netns, read_pid, run, stop
+from .seeds import new_secrets
+from .spec import World, build
+from .status import hosts_up, is_up, status_of, summary
 
 Say = Callable[[str], None]
 
@@ -46,24 +52,6 @@ def _load_ssot(path: Path | None) -> Any:
         return ssot_pkg.load(path)
     except ssot_pkg.SsotInvalid as exc:
         raise LabError("invalid SSOT:\n" + "\n".join(map(str, exc.problems))) from None
-
-
-def is_up(layout: Layout, state: dict[str, Any] | None = None) -> bool:
-    """True when the namespace exists and every host's holder and dockerd and every service
-    live. A stopped sshd is drift (a scenario does that), not a twin that is down."""
-    state = state if state is not None else layout.read_state()
-    return _hosts_up(layout, state) and all(alive(p) for p in state["services"].values())
-
-
-def _hosts_up(layout: Layout, state: dict[str, Any]) -> bool:
-    """The parts reset cannot rebuild in place: the namespace, each host's holder and dockerd."""
-    if not state.get("complete") or not layout.netns_path.exists():
-        return False
-    shared = state.get("engine") or {}  # a generated SSOT's shared engine (shared_engine.py)
-    if shared and not alive(shared["dockerd_pid"]):
-        return False
-    return all(alive(h[key]) for h in state.get("hosts", {}).values()
-               for key in ("pid", "dockerd_pid") if h.get(key))
 
 
 # ---- up --------------------------------------------------------------------------------------
@@ -147,7 +135,7 @@ def up(layout: Layout, ssot_dir: Path | None, say: Say = _quiet,
         if common is not None:
             state["engine"] = common.result()
     _save(layout, state)
-    state["status"] = _status_of(layout, world, state)
+    state["status"] = status_of(layout, world, state)
     _save(layout, state)
     say("waiting for containers, health checks, stand-ins and scrape targets")
     wait_ready(layout, world, timeout=90)
@@ -192,27 +180,6 @@ def _ssh_client(layout: Layout, world: World) -> None:
     shutil.copy(layout.identity.with_suffix(".pub"), layout.ssh_dir / "authorized_keys")
 
 
-def write_client_files(layout: Layout, world: World) -> None:
-    """known_hosts pinning each host's key, the ssh_config for all hosts, the exec hosts file."""
-    lines, blocks = [], [(f"# opsverify lab twin {layout.name!r}: every twin host "
-                         "(use inside the twin: ops lab exec -- ssh -F THIS HOST)")]
-    for hs in world.hosts.values():
-        h = hs.host
-        pub = (layout.host(h.name) / "pinned_host_key.pub").read_text().split()
-        names = dict.fromkeys([h.ssh_address, *h.addresses, h.name, h.hostname])
-        lines.append(f"{','.join(n for n in names if n)} {pub[0]} {pub[1]}")
-        for pattern, target in ((f"{h.name} {h.hostname}", h.ssh_address),
-                                *((a, a) for a in h.addresses)):
-            blocks += [f"Host {pattern}", f"    HostName {target}", f"    User {h.ssh_user}",
-                       f"    Port {h.ssh_port}", f"    IdentityFile {layout.identity}",
-                       "    IdentitiesOnly yes", f"    UserKnownHostsFile {layout.known_hosts}",
-                       "    GlobalKnownHostsFile /dev/null", "    StrictHostKeyChecking yes",
-                       "    BatchMode yes", "    ConnectTimeout 5", ""]
-    layout.known_hosts.write_text("\n".join(lines) + "\n")
-    layout.ssh_config.write_text("\n".join(blocks))
-    layout.etc_hosts.write_text(world.etc_hosts)
-
-
 def _save(layout: Layout, state: dict[str, Any]) -> None:
     write_private(layout.state_file, json.dumps(state, indent=1))
 
@@ -247,119 +214,12 @@ def wait_ready(layout: Layout, world: World, timeout: float) -> None:
                        f"{timeout:.0f} s; still waiting for: " + "; ".join(waiting[:8]))
 
 
-# ---- status ----------------------------------------------------------------------------------
-
-def summary(layout: Layout, world: World, state: dict[str, Any]) -> dict[str, Any]:
-    return {"hosts": len(world.hosts),
-            "containers": sum(len(hs.containers) for hs in world.hosts.values()),
-            "running": sum(c.running for hs in world.hosts.values() for c in hs.containers),
-            "seconds": state.get("up_seconds")}
-
-
-def status(layout: Layout) -> dict[str, Any]:
-    """Where everything of the twin is (the shape other tools code against)."""
-    state = layout.read_state()
-    base = {"name": layout.name, "up": is_up(layout, state), "state_dir": str(layout.root),
-            "netns": layout.netns, "netns_path": str(layout.netns_path),
-            "ssot": state.get("ssot")}
-    if state.get("status"):
-        return {**state["status"], **base}
-    return {**base, "hosts": {}, "ssh_config": None, "ca_bundle": None, "standins": {},
-            "env": {}, "canaries": []}
-
-
-def _status_of(layout: Layout, world: World, state: dict[str, Any]) -> dict[str, Any]:
-    """The lasting part of the status, computed once by `up` and kept in the state file."""
-    out: dict[str, Any] = {"hosts": {}}
-    for name, hs in world.hosts.items():
-        h = hs.host
-        out["hosts"][name] = {
-            "hostname": h.hostname, "addresses": list(h.addresses),
-            "ssh": {"address": h.ssh_address, "user": h.ssh_user, "port": h.ssh_port,
-                    "identity_file": str(layout.identity), "known_hosts": str(layout.known_hosts)},
-            "docker_socket": str(layout.docker_socket(name)) if hs.docker else None,
-            "pid": state["hosts"][name]["pid"]}
-    out["ssh_config"] = str(layout.ssh_config)
-    out["ca_bundle"] = str(layout.ca_bundle)
-    out["standins"] = credentials(world)
-    out["env"] = env_of(layout, {**out, "ssot": state["ssot"]})
-    out["canaries"] = world.canaries
-    return out
-
-
-def env_of(layout: Layout, st: dict[str, Any]) -> dict[str, str]:
-    """The environment `ops lab exec` adds: where the twin's APIs, keys and trust anchors are."""
-    s = st["standins"]
-    env = {"OPSVERIFY_SSH_CONFIG": st["ssh_config"], "OPSVERIFY_CA_BUNDLE": st["ca_bundle"],
-           "SSL_CERT_FILE": st["ca_bundle"], "REQUESTS_CA_BUNDLE": st["ca_bundle"],
-           "CURL_CA_BUNDLE": st["ca_bundle"],
-           "CLOUDFLARE_API_URL": s["cloudflare"]["api_url"],
-           "CLOUDFLARE_API_TOKEN": s["cloudflare"]["read_token"],
-           "INFISICAL_CLIENT_ID": s["infisical"]["reader"]["client_id"],
-           "INFISICAL_CLIENT_SECRET": s["infisical"]["reader"]["client_secret"],
-           "OPSVERIFY_ACCEPT_FSTYPE": "tmpfs", "OPSVERIFY_SSOT": st["ssot"],
-           "OPSVERIFY_LAB_DIR": str(layout.root), "OPSVERIFY_LAB_NAME": layout.name}
-    if "proxmox" in s:
-        env["PROXMOX_API_TOKEN"] = s["proxmox"]["auditor_token"]
-    return env
-
-
-# Where a PATH-less environment looks, as Debian's login shells set it.
-SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-def own_bin() -> str:
-    """The directory of the running interpreter (a venv's bin/, where `ops` lives); not resolved,
-    since a venv's python is a symlink to the system's."""
-    return os.path.dirname(os.path.abspath(sys.executable))
-
-
-def with_own_bin(path: str | None) -> str:
-    """PATH with own_bin() first, so `ops lab exec -- ops verify` finds this checkout's `ops`
-    in a shell that never activated the venv."""
-    rest = [d for d in (path or SYSTEM_PATH).split(os.pathsep) if d and d != own_bin()]
-    return os.pathsep.join([own_bin(), *rest])
-
-
-def exec_env(layout: Layout) -> dict[str, str]:
-    env = {**os.environ, **status(layout)["env"]}
-    env["PATH"] = with_own_bin(env.get("PATH"))
-    return env
-
-
-def exec_argv(layout: Layout, cmd: list[str]) -> list[str]:
-    """argv running `cmd` in the twin's network with its /etc/hosts (a private mount namespace)."""
-    if not layout.netns_path.exists():
-        raise LabError(f"twin {layout.name!r} is not up (no {layout.netns_path})")
-    return netns_argv(layout.netns_path) + [
-        "unshare", "-m", "--propagation", "private", "sh", "-c",
-        'mount --bind "$0" /etc/hosts && exec "$@"', str(layout.etc_hosts), *cmd]
-
-
-def ssh_argv(layout: Layout, host: str, cmd: list[str]) -> list[str]:
-    """argv running `cmd` as root on a twin host through its sshd (the ssh_config's user is
-    the verifier's, which may not be root)."""
-    if cmd:  # the host shares this machine's files: the same `ops` and python are there
-        # ssh joins the words into one line for the remote shell: set PATH in that line.
-        cmd = [f"PATH={shlex.quote(with_own_bin(SYSTEM_PATH))}; export PATH;", *cmd]
-    return netns_argv(layout.netns_path) + ["ssh", "-F", str(layout.ssh_config), "-l", "root",
-                                            host, "--", *cmd]
-
-
-def inside(layout: Layout) -> bool:
-    """True when this process already runs in the twin's network namespace."""
-    try:
-        return os.stat("/proc/self/ns/net").st_ino == os.stat(layout.netns_path).st_ino
-    except FileNotFoundError:
-        return False
-
-
 # ---- reset -----------------------------------------------------------------------------------
 
 def reset(layout: Layout, say: Say = _quiet, only: set[str] | None = None) -> None:
     """Converge the twin back to its clean state (`only`: components such as "vm209:files")."""
     state = layout.read_state()
-    if not _hosts_up(layout, state):
+    if not hosts_up(layout, state):
         raise LabError(f"twin {layout.name!r} is not up (run `ops lab up`)")
     world = load_world(layout, state)
 

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import testinfra
 
-from opsverify.lab import twin
+from opsverify.lab import access, status
 from opsverify.lab.layout import Layout
 
 LAYOUT = Layout.of(os.environ.get("OPSVERIFY_LAB_NAME"), os.environ.get("OPSVERIFY_LAB_DIR"))
@@ -172,11 +172,11 @@ def ssh(st: dict[str, Any], host: str) -> dict[str, Any]:
 
 
 def main() -> int:
-    if not twin.inside(LAYOUT):
+    if not access.inside(LAYOUT):
         print("run inside the twin: ops lab exec -- python tests/lab/inside.py ...",
               file=sys.stderr)
         return 2
-    st = twin.status(LAYOUT)
+    st = status.status(LAYOUT)
     what, args = sys.argv[1], sys.argv[2:]
     result = {"hosts": hosts, "http": http, "standins": standins, "prometheus": prometheus,
               "ssh": ssh}[what](st, *args)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import yaml
 
-from opsverify.lab import apps, prereq, spec
+from opsverify.lab import app_http, apps, prereq, seeds, spec
 from opsverify.lab.formats import E, Json, Sqlite, Xml, Yaml, put, render
 from opsverify.lab.image import HTTPD_SRC
 from opsverify.ssot import load
@@ -29,7 +29,7 @@ SSOT = load()
 
 @pytest.fixture(scope="module")
 def world() -> spec.World:
-    return spec.build(SSOT, spec.new_secrets(SSOT))
+    return spec.build(SSOT, seeds.new_secrets(SSOT))
 
 
 def values_at(doc: Any, parts: list[str]) -> list[Any]:
@@ -201,31 +201,31 @@ def test_every_ssot_container_is_specified_as_the_ssot_says(world: spec.World) -
 
 
 def test_trailarr_publishes_7667_and_checks_its_own_7889() -> None:
-    w = spec.build(SSOT, spec.new_secrets(SSOT))
+    w = spec.build(SSOT, seeds.new_secrets(SSOT))
     t = next(c for c in w.hosts["vm209"].containers if c.name == "trailarr")
     assert "100.107.36.76:7667" in t.command and "127.0.0.1:7889" in t.command
     assert "http://127.0.0.1:7889/" in t.healthcheck["test"][1]
 
 
 def test_same_secrets_same_world() -> None:
-    secrets = spec.new_secrets(SSOT)
+    secrets = seeds.new_secrets(SSOT)
     a, b = spec.build(SSOT, secrets), spec.build(SSOT, secrets)
     for name in a.hosts:
         assert a.hosts[name].files == b.hosts[name].files
         assert a.hosts[name].containers == b.hosts[name].containers
-    assert spec.standin_seeds(a)["proxmox"]["vms"].keys() == {"209", "210"}
-    assert set(spec.new_secrets(SSOT).values()).isdisjoint(set(secrets.values()) - {""})
+    assert seeds.standin_seeds(a)["proxmox"]["vms"].keys() == {"209", "210"}
+    assert set(seeds.new_secrets(SSOT).values()).isdisjoint(set(secrets.values()) - {""})
 
 
 def test_vm201_is_kept_until_its_hold_ends() -> None:
     import datetime as dt
-    secrets = spec.new_secrets(SSOT)
+    secrets = seeds.new_secrets(SSOT)
     before = spec.build(SSOT, secrets, dt.datetime(2026, 2, 11, tzinfo=dt.UTC))
-    vms = spec.standin_seeds(before)["proxmox"]["vms"]
+    vms = seeds.standin_seeds(before)["proxmox"]["vms"]
     assert vms["201"]["running"] is False and vms["201"]["config"]["onboot"] == 0
     assert "tank/docker/media-stack" in before.hosts["pve"].zfs["datasets"]
     after = spec.build(SSOT, secrets, dt.datetime(2026, 11, 27, tzinfo=dt.UTC))
-    assert "201" not in spec.standin_seeds(after)["proxmox"]["vms"]
+    assert "201" not in seeds.standin_seeds(after)["proxmox"]["vms"]
     assert "tank/docker/media-stack" not in after.hosts["pve"].zfs["datasets"]
 
 
@@ -308,14 +308,14 @@ def _get(port: int, target: str, headers: dict[str, str] | None = None) -> tuple
 
 
 def test_httpd_answers_what_the_gates_ask(httpd: Path) -> None:
-    w = spec.build(SSOT, spec.new_secrets(SSOT))
+    w = spec.build(SSOT, seeds.new_secrets(SSOT))
     env = {"RADARR_API_KEY": "k" * 32, "NAVIDROME_USER": "nd-user", "NAVIDROME_PASSWORD": "pw"}
     ctx = apps.Ctx(SSOT, w.secrets, w.secrets["seed"])
     radarr = SSOT.container("download-stack:radarr")
     navidrome = SSOT.container("streaming-stack:navidrome")
     seerr = SSOT.container("streaming-stack:jellyseerr")
-    rules = [r for c in (radarr, navidrome, seerr) for r in apps.rules(ctx, c)
-             if not r.spec.startswith("/ ")] + [apps.root_rule(ctx, seerr)]
+    rules = [r for c in (radarr, navidrome, seerr) for r in app_http.rules(ctx, c)
+             if not r.spec.startswith("/ ")] + [app_http.root_rule(ctx, seerr)]
     proc, port = _serve(httpd, [a for r in rules for a in r.argv()], env)
     try:
         status, _, body = _get(port, "/api/v3/system/status", {"X-Api-Key": "k" * 32})

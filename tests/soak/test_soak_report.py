@@ -9,7 +9,7 @@ from typing import Any
 from opsrun import chromium
 
 from opsverify.redact import register
-from opsverify.soak import report
+from opsverify.soak import analysis, report
 
 T0 = "2026-02-08T14:00:00+00:00"
 
@@ -36,13 +36,13 @@ def header(expected: int, may_restart: list[str] | None = None) -> dict[str, Any
 
 
 def test_all_passed_and_complete_is_pass() -> None:
-    s = report.analyse(header(3), [run(k, {"a": "pass"}, {"jellyfin": box()}) for k in (1, 2, 3)])
-    assert s.verdict() == (report.PASS, [])
+    s = analysis.analyse(header(3), [run(k, {"a": "pass"}, {"jellyfin": box()}) for k in (1, 2, 3)])
+    assert s.verdict() == (analysis.PASS, [])
 
 
 def test_fewer_runs_than_the_window_is_incomplete() -> None:
-    s = report.analyse(header(5), [run(k, {"a": "pass"}) for k in (1, 2)])
-    assert s.verdict() == (report.INCOMPLETE, ["2 of 5 runs done"])
+    s = analysis.analyse(header(5), [run(k, {"a": "pass"}) for k in (1, 2)])
+    assert s.verdict() == (analysis.INCOMPLETE, ["2 of 5 runs done"])
 
 
 def test_restarts_counted_from_start_time_count_and_id() -> None:
@@ -50,45 +50,45 @@ def test_restarts_counted_from_start_time_count_and_id() -> None:
            box(started="2026-02-08T14:10:00Z", count=2),                  # policy restarts x2
            box(started="2026-02-08T14:20:00Z", count=0, cid="b2"),        # recreated
            box(started="2026-02-08T14:20:00Z", count=0, cid="b2")]
-    s = report.analyse(header(6), [run(k, {"a": "pass"}, {"jellyfin": b})
+    s = analysis.analyse(header(6), [run(k, {"a": "pass"}, {"jellyfin": b})
                                    for k, b in enumerate(seq, 1)])
     b = s.boxes[("vm210", "jellyfin")]
     assert (b.restarts, b.restart_runs) == (4, [3, 4, 5])
-    assert s.verdict() == (report.FAIL, ["vm210/jellyfin restarted 4x (runs 3, 4, 5)"])
-    allowed = report.analyse(header(6, ["vm210/jellyfin"]), [
+    assert s.verdict() == (analysis.FAIL, ["vm210/jellyfin restarted 4x (runs 3, 4, 5)"])
+    allowed = analysis.analyse(header(6, ["vm210/jellyfin"]), [
         run(k, {"a": "pass"}, {"jellyfin": b}) for k, b in enumerate(seq, 1)])
-    assert allowed.verdict() == (report.PASS, [])
+    assert allowed.verdict() == (analysis.PASS, [])
 
 
 def test_a_stopped_container_is_not_a_restart() -> None:
     seq = [box(state="exited", health=None), box(state="exited", health=None)]
-    s = report.analyse(header(2), [run(k, {"a": "pass"}, {"tdarr": b})
+    s = analysis.analyse(header(2), [run(k, {"a": "pass"}, {"tdarr": b})
                                    for k, b in enumerate(seq, 1)])
-    assert s.boxes[("vm210", "tdarr")].restarts == 0 and s.verdict()[0] == report.PASS
+    assert s.boxes[("vm210", "tdarr")].restarts == 0 and s.verdict()[0] == analysis.PASS
 
 
 def test_flapping_and_first_last_failure() -> None:
     pattern = ["pass", "fail", "pass", "pass", "fail", "fail", "pass", "fail"]
-    s = report.analyse(header(8), [run(k, {"flappy": o, "steady": "pass"})
+    s = analysis.analyse(header(8), [run(k, {"flappy": o, "steady": "pass"})
                                    for k, o in enumerate(pattern, 1)])
     g = s.gates["flappy"]
     assert g.flaps == 2 and g.bad_runs == 4  # the last failure has not recovered: no third flap
     assert (g.first_bad[0], g.last_bad[0], g.last_bad[2]) == (2, 8, "flappy is fail")
     assert s.gates["steady"].flaps == 0
-    assert s.verdict() == (report.FAIL, ["1 gate did not pass in 4 of 8 runs"])
+    assert s.verdict() == (analysis.FAIL, ["1 gate did not pass in 4 of 8 runs"])
 
 
 def test_an_unreachable_stretch_is_not_a_flap() -> None:
     pattern = ["pass", "unreachable", "pass", "fail", "unreachable", "pass"]
-    s = report.analyse(header(6), [run(k, {"a": o}) for k, o in enumerate(pattern, 1)])
+    s = analysis.analyse(header(6), [run(k, {"a": o}) for k, o in enumerate(pattern, 1)])
     assert s.gates["a"].flaps == 1 and s.gates["a"].bad_runs == 3
 
 
 def test_a_gate_that_appears_later_is_padded() -> None:
-    s = report.analyse(header(3), [run(1, {"a": "pass"}), run(2, {"a": "pass", "b": "pass"}),
+    s = analysis.analyse(header(3), [run(1, {"a": "pass"}), run(2, {"a": "pass", "b": "pass"}),
                                    run(3, {"b": "pass"})])
-    assert list(s.gates["a"].codes) == [report.OK, report.OK, report.ABSENT]
-    assert list(s.gates["b"].codes) == [report.ABSENT, report.OK, report.OK]
+    assert list(s.gates["a"].codes) == [analysis.OK, analysis.OK, analysis.ABSENT]
+    assert list(s.gates["b"].codes) == [analysis.ABSENT, analysis.OK, analysis.OK]
 
 
 def test_page_is_self_contained_and_scrubbed(tmp_path: Path) -> None:
@@ -96,7 +96,7 @@ def test_page_is_self_contained_and_scrubbed(tmp_path: Path) -> None:
     runs = [run(k, {"a": "fail" if k == 2 else "pass"}, {"jellyfin": box()},
                 {"host:vm210": "ssh: report-canary-5e6f7a"} if k == 3 else None)
             for k in range(1, 6)]
-    html = report.render(report.analyse(header(5), runs))
+    html = report.render(analysis.analyse(header(5), runs))
     assert "report-canary-5e6f7a" not in html and "ssh: ********" in html
     assert "<script" not in html and "<link" not in html and "@import" not in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(?!#)""", html)

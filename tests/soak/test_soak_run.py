@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from opsrun import CLEAN, env, facts_dir, mount, mutated, ops
 
-from opsverify.soak import ledger, report, runner
+from opsverify.soak import analysis, ledger, report, runner
 from opsverify.ssot import RULES, load
 
 MOUNT_ID = "gates/test_mounts.py::test_mount[vm210:/mnt/media]"
@@ -33,7 +33,7 @@ SCRIPT: dict[int, Any] = {3: media_rw, 4: media_rw, 6: radarr_restarted, 7: rada
 
 
 @pytest.fixture(scope="module")
-def soak(tmp_path_factory: pytest.TempPathFactory) -> report.Soak:
+def soak(tmp_path_factory: pytest.TempPathFactory) -> analysis.Soak:
     tmp = tmp_path_factory.mktemp("soak")
     facts = tmp / "facts"
     path = ledger.path_of(tmp, "drift")
@@ -57,42 +57,42 @@ def soak(tmp_path_factory: pytest.TempPathFactory) -> report.Soak:
     lines = out.getvalue().splitlines()
     assert [ln.split(" ")[3] for ln in lines] == [f"{k}/7" for k in range(1, 8)], lines
     header, runs = ledger.read(path)
-    return report.analyse(header, runs)
+    return analysis.analyse(header, runs)
 
 
-def test_the_drift_shows_where_it_was_injected(soak: report.Soak) -> None:
+def test_the_drift_shows_where_it_was_injected(soak: analysis.Soak) -> None:
     g = soak.gates[MOUNT_ID]
-    assert list(g.codes) == [report.OK, report.OK, report.FAILED, report.FAILED, report.OK,
-                             report.OK, report.OK]
+    assert list(g.codes) == [analysis.OK, analysis.OK, analysis.FAILED, analysis.FAILED,
+                             analysis.OK, analysis.OK, analysis.OK]
     assert g.flaps == 1 and g.bad_runs == 2
     assert (g.first_bad[0], g.first_bad[2]) == (3, MESSAGE)
     assert (g.last_bad[0], g.last_bad[2]) == (4, MESSAGE)
     others = [x for x in soak.gates.values() if x.id != MOUNT_ID and x.host != "vm209"]
-    assert others and all(set(x.codes) == {report.OK} for x in others)
+    assert others and all(set(x.codes) == {analysis.OK} for x in others)
 
 
-def test_unreachable_host_is_grey_for_that_run_only(soak: report.Soak) -> None:
+def test_unreachable_host_is_grey_for_that_run_only(soak: analysis.Soak) -> None:
     vm209 = [g for g in soak.gates.values() if g.host == "vm209"]
-    assert vm209 and all(g.codes[4] == report.UNREACH for g in vm209)
-    assert all(c == report.OK for g in vm209 for i, c in enumerate(g.codes) if i != 4)
-    assert list(soak.reach["host:vm209"]) == [1, 1, 1, 1, report.UNREACH, 1, 1]
-    assert set(soak.reach["host:vm210"]) == {report.OK}
+    assert vm209 and all(g.codes[4] == analysis.UNREACH for g in vm209)
+    assert all(c == analysis.OK for g in vm209 for i, c in enumerate(g.codes) if i != 4)
+    assert list(soak.reach["host:vm209"]) == [1, 1, 1, 1, analysis.UNREACH, 1, 1]
+    assert set(soak.reach["host:vm210"]) == {analysis.OK}
     assert [r["exit_code"] for r in soak.runs] == [0, 0, 1, 1, 4, 0, 0]
 
 
-def test_restart_is_counted_once_and_fails_the_soak(soak: report.Soak) -> None:
+def test_restart_is_counted_once_and_fails_the_soak(soak: analysis.Soak) -> None:
     radarr = soak.boxes[("vm209", "radarr")]
     assert (radarr.restarts, radarr.restart_runs) == (1, [6])
-    assert radarr.codes[4] == report.C_ABSENT and radarr.codes[5] == report.C_RESTART
+    assert radarr.codes[4] == analysis.C_ABSENT and radarr.codes[5] == analysis.C_RESTART
     assert all(b.restarts == 0 for key, b in soak.boxes.items() if key != ("vm209", "radarr"))
     verdict, reasons = soak.verdict()
-    assert verdict == report.FAIL
+    assert verdict == analysis.FAIL
     vm209 = sum(g.host == "vm209" for g in soak.gates.values())
     assert reasons[0] == f"{vm209 + 1} gates did not pass in 3 of 7 runs"
     assert "vm209/radarr restarted 1x (runs 6)" in reasons
 
 
-def test_report_renders_what_was_found(soak: report.Soak) -> None:
+def test_report_renders_what_was_found(soak: analysis.Soak) -> None:
     html = report.render(soak)
     assert '<span class="verdict FAIL">FAIL</span>' in html
     assert "7 done / 7 expected" in html and MESSAGE in html
@@ -156,6 +156,6 @@ def test_a_run_that_hangs_is_killed_and_recorded(tmp_path: Path) -> None:
     run = runner.run_once(["--family", "ssot"], tmp_path / "work", timeout=0.05, env=env())
     assert run["error"] == "the run did not finish within 0.05 s"
     assert run["exit_code"] == 1 and run["tests"] == {}
-    s = report.analyse({"name": "h", "expected_runs": 1, "every_s": 1, "for_s": 1, "flags": []},
+    s = analysis.analyse({"name": "h", "expected_runs": 1, "every_s": 1, "for_s": 1, "flags": []},
                        [{"k": 1, **run}])
-    assert s.verdict()[0] == report.FAIL
+    assert s.verdict()[0] == analysis.FAIL
