@@ -8,6 +8,7 @@ model back in memory (for the exit code). Every verdict comes from the gates; no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -171,7 +172,10 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     problem = check_args(args)
     if problem:
-        return _fail(problem)
+        _fail(problem)
+        with contextlib.suppress(OSError):  # the problem may be the report path itself
+            write_reports(args, None, results.EXIT_USAGE)
+        return results.EXIT_USAGE
     ssot = load_ssot(args.ssot)
     unknown = [h for h in args.host if ssot and h not in ssot.hosts]
     if ssot is None or unknown:

@@ -189,15 +189,14 @@ def test_unreachable_host_is_reported_once_and_exits_4(unreachable: Run) -> None
     assert unreachable.prom[("opsverify_last_run_exit_code", ())] == 4
 
 
-def test_a_bug_is_an_error_with_its_type_not_a_traceback(tmp_path: Path) -> None:
+def test_replayed_facts_of_the_wrong_shape_are_refused_by_the_contract(tmp_path: Path) -> None:
+    # A gate bug (ERROR) is classified in tests/verify/test_outcomes_plugin.py; facts that
+    # break the contract never reach a gate: the run is refused, naming file and JSON path.
     f = facts_dir(tmp_path / "facts", lambda f: f["host:vm210"].__setitem__("mounts", 42))
-    run = verify(tmp_path, f, "--family", "mounts")
-    errors = [t for t in run.json["tests"] if t["outcome"] == "error"]
-    assert run.code == 1 and {t["host"] for t in errors} == {"vm210"}
-    assert all(re.match(r"^[A-Za-z]+Error: ", t["message"]) for t in errors), errors
-    assert f"  ERROR mounts::{errors[0]['name']}: {errors[0]['message']}" in run.out
-    assert len(list(run.junit.iter("error"))) == len(errors)
-    assert gauge(run, "mounts", "error") == len(errors)
+    p = ops("verify", "--facts", f, "--family", "mounts", "--prom", tmp_path / "r.prom")
+    assert p.returncode == 2 and "Traceback" not in p.stdout + p.stderr
+    assert "host-vm210.json" in p.stderr and "$.mounts: expected array, got integer" in p.stderr
+    assert "opsverify_last_run_success 0" in (tmp_path / "r.prom").read_text()
 
 
 def test_selection_by_host_family_and_k(tmp_path: Path) -> None:
