@@ -6,9 +6,7 @@ Import cycles: every `import` and `from ... import` of an opsverify module anywh
 A cycle fails the test with its modules in order.
 
 Size: every module of opsverify/ is at most MAX_LINES lines, except the stand-ins of
-opsverify/lab/standins/ (fake third-party servers, each one file by design). NOT_YET_SPLIT
-names the modules outside opsverify/facts/ still being split (issue 12): over the limit they
-are an expected failure for now; the set is to be emptied once they are split.
+opsverify/lab/standins/ (fake third-party servers, each one file by design).
 """
 
 from __future__ import annotations
@@ -22,12 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "opsverify"
 MAX_LINES = 450
 EXEMPT = PACKAGE / "lab" / "standins"
-NOT_YET_SPLIT = {
-    "opsverify/lab/apps.py",
-    "opsverify/lab/spec.py",
-    "opsverify/lab/twin.py",
-    "opsverify/soak/report.py",
-}
 
 
 def module_name(path: Path) -> str:
@@ -127,13 +119,10 @@ def test_the_cycle_finder_finds_one() -> None:
     assert cycles(graph) == [["a", "b", "c", "a"]]
 
 
-@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")),
+# The stand-ins of third-party servers are one file each by design.
+@pytest.mark.parametrize("path", [p for p in sorted(PACKAGE.rglob("*.py")) if EXEMPT not in p.parents],
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_module_over_the_limit(path: Path) -> None:
     where = str(path.relative_to(ROOT))
-    if EXEMPT in path.parents:
-        pytest.skip("a stand-in of a third-party server: one file by design")
     lines = len(path.read_text().splitlines())
-    if where in NOT_YET_SPLIT and lines > MAX_LINES:
-        pytest.xfail(f"{where}: {lines} lines, being split (issue 12)")
     assert lines <= MAX_LINES, f"{where} has {lines} lines, more than {MAX_LINES}"
