@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from opsverify import ssot as ssot_pkg
+from opsverify.commands import ssot_coverage
 from opsverify.ssot.integrity import RULES
 
 
@@ -22,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("--ssot", metavar="DIR", type=Path, default=None,
                        help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
     check.set_defaults(func=run)
+    ssot_coverage.add_parser(ssot_sub)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,6 +38,10 @@ def _no_sources(ssot: Ssot) -> tuple[str, ...]:
     return ()
 
 
+def _covers_nothing(ssot: Ssot, value: Any) -> tuple[Any, ...]:
+    return ()
+
+
 @dataclass(frozen=True)
 class Family:
     """One gate family: what it checks, its subjects in the SSOT and the facts it reads."""
@@ -49,6 +53,9 @@ class Family:
     apis: tuple[str, ...] = ()                 # API sources every gate of it reads
     host_facts: bool = False                   # its gates read their case's host facts
     more_sources: Callable[[Ssot], tuple[str, ...]] = _no_sources  # e.g. the Proxmox host
+    # For `ops ssot coverage`: SSOT objects a case's value checks beyond those it is or holds
+    # (a decommission record checks its host), when the generic rule cannot see them.
+    covers: Callable[[Ssot, Any], Iterable[Any]] = _covers_nothing
 
     def sources(self, ssot: Ssot, host: str) -> list[str]:
         """The fact sources one gate test of this family reads."""

@@ -76,4 +76,5 @@ FAMILY = Family(
     checks=("VM 201 stopped, onboot 0; destroyed with its dataset once the hold is over (overdue "
            "otherwise); not before"),
     subjects={"decommission": lambda s: (Case(d.host, d.host, d) for d in s.decommissions)},
-    apis=("proxmox",), more_sources=_proxmox_host)
+    apis=("proxmox",), more_sources=_proxmox_host,
+    covers=lambda s, d: [s.hosts[d.host]] if d.host in s.hosts else [])  # the VM's host entry

@@ -124,4 +124,6 @@ FAMILY = Family(
                                   for n, st in s.stacks.items()),
               "secret_path": lambda s: (Case(sp.path, s.stacks[sp.stack].host, sp)
                                         for sp in s.secret_paths)},
-    apis=("infisical",), host_facts=True)
+    apis=("infisical",), host_facts=True,
+    covers=lambda s, v: [g for g in s.generated_env  # a stack's gate judges its generated .env
+                         if isinstance(v, Stack) and g.stack == v.name])
