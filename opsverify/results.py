@@ -10,7 +10,9 @@ opsverify/outputs into every output, and kept as JSON (--json) for a later merge
         "family", "host" ("" if none), "outcome", "message" (one line, "" on pass),
         "subject": "Mount vm210:/mnt/media" (on a FAIL), "findings": [{attribute, expected,
         actual, message}] (on a FAIL: what differs, in parts), "source" (the host or API that
-        was unreachable, else ""), "duration_s", "evidence": {name: facts the gate saw}}]}
+        was unreachable, else ""), "duration_s", "evidence": {name: facts the gate saw},
+        "waiver": {gate, owner, reason, expires, days_left, finding, where} (when WAIVED)}],
+     "stale_waivers": [waiver, "why"]: waivers matching gates of this run, none failing}
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from opsverify.redact import scrub, scrub_obj, visible
-from opsverify.verdict import ERROR, FAIL, PASS, SKIP, UNREACHABLE
+from opsverify.verdict import ERROR, FAIL, PASS, SKIP, UNREACHABLE, WAIVED
 
 FORMAT = "opsverify-results/1"
-OUTCOMES = (PASS, FAIL, UNREACHABLE, ERROR, SKIP)
+OUTCOMES = (PASS, WAIVED, FAIL, UNREACHABLE, ERROR, SKIP)
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 4
 # The worse outcome first: a merge of shards keeps it, a report cell is coloured by it.
-SEVERITY = {PASS: 0, SKIP: 1, UNREACHABLE: 2, ERROR: 3, FAIL: 4}
+SEVERITY = {PASS: 0, SKIP: 1, WAIVED: 2, UNREACHABLE: 3, ERROR: 4, FAIL: 5}
 MAX_MESSAGE = 2000  # a message is one line; a findings list can still be long
 
 
@@ -49,7 +51,7 @@ def count(tests: Iterable[dict[str, Any]]) -> dict[str, int]:
 
 
 def exit_code(counts: dict[str, int]) -> int:
-    """0 all passed; 1 any FAIL or ERROR; 4 no FAIL but something UNREACHABLE."""
+    """0 all passed (or waived); 1 any FAIL or ERROR; 4 no FAIL but something UNREACHABLE."""
     if counts.get(FAIL) or counts.get(ERROR):
         return EXIT_FAIL
     if counts.get(UNREACHABLE):

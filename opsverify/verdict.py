@@ -1,10 +1,12 @@
-"""The three outcomes of a gate: PASS, FAIL (drift, named) and UNREACHABLE (could not ask)."""
+"""The outcomes of a gate: PASS, FAIL (drift, named), UNREACHABLE (could not ask); WAIVED (a
+FAIL a live waiver of the SSOT accepts), ERROR (a bug) and SKIP (planned, not configured)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 PASS, FAIL, UNREACHABLE, ERROR, SKIP = "pass", "fail", "unreachable", "error", "skip"
+WAIVED = "waived"
 
 
 class Drift(AssertionError):

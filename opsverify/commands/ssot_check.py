@@ -6,8 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from opsverify import families
 from opsverify import ssot as ssot_pkg
 from opsverify.commands import ssot_coverage
+from opsverify.ssot import waivers
 from opsverify.ssot.integrity import RULES
 
 
@@ -19,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check", help="validate every SSOT file and reference",
         description="Validate every SSOT file against its JSON Schema, then check that every "
                     "reference resolves. Prints one line per problem as FILE:LINE PATH: MESSAGE.",
-        epilog="exit codes: 0 valid, 2 invalid")
+        epilog="A waiver whose pattern matches no gate of the SSOT is reported as stale (a "
+               "warning: the SSOT stays valid).\n\nexit codes: 0 valid, 2 invalid")
     check.add_argument("--ssot", metavar="DIR", type=Path, default=None,
                        help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
     check.set_defaults(func=run)
@@ -39,4 +42,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"ops ssot check: OK ({len(s.files)} files, {len(RULES)} rules; {hosts} active hosts, "
           f"{len(s.containers)} containers, {len(s.mounts)} mounts, {len(s.routes)} routes, "
           f"{len(s.config_checks)} wiring checks)")
+    gate_ids = [g.id for g in families.gates(s)]
+    for w in waivers.unmatched(s, gate_ids):
+        print(f"{w.where}: stale waiver {w.gate!r} ({w.owner}): matches no gate of this SSOT")
     return 0

@@ -30,8 +30,8 @@ from typing import Any
 
 from opsverify.facts import contract as facts_contract
 from opsverify.facts.contract import FactsContractError
-from opsverify.redact import scrub_obj
 from opsverify.outputs.files import write_atomic
+from opsverify.redact import scrub_obj
 from opsverify.verdict import Unreachable
 
 Collector = Callable[[], dict[str, Any]]

@@ -32,10 +32,10 @@ table{border-collapse:collapse}td,th{padding:3px 8px;text-align:left;vertical-al
 .grid td.cell{cursor:pointer;min-width:5.5em;border-radius:3px}
 .grid td.none{background:#f4f4f4}
 .cell.pass{background:#d7f0d9}.cell.skip{background:#e8e8e8}.cell.unreachable{background:#fde3b8}
-.cell.error{background:#e6d2f5}.cell.fail{background:#f8c9c4}
+.cell.error{background:#e6d2f5}.cell.fail{background:#f8c9c4}.cell.waived{background:#cfe3fb}
 .cell.selected,th.selected{outline:2px solid #333}
 .o{font-weight:600}.o.pass{color:#17692a}.o.fail{color:#b00}.o.unreachable{color:#a25a00}
-.o.error{color:#6a1b9a}.o.skip{color:#666}
+.o.error{color:#6a1b9a}.o.skip{color:#666}.o.waived{color:#1565c0}
 .findings{margin:.3em 0;font-size:13px}.findings th{background:#f4f4f4}
 .findings td,.findings th{border:1px solid #ddd}
 pre{margin:.2em 0;font-size:12px;white-space:pre-wrap}summary{cursor:pointer;color:#555}
@@ -144,6 +144,12 @@ def gate_row(t: dict[str, Any]) -> str:
         evidence = (f"<details><summary>Evidence</summary><pre>{escape(shown, quote=False)}"
                     "</pre></details>")
     message = f'<br>{escape(t["message"])}' if t.get("message") else ""
+    if t.get("waiver"):
+        w = t["waiver"]
+        message += (f'<br><span class="o waived">waived by {escape(w["owner"])}, '
+                    f'{w["days_left"]:g} days left (until {escape(w["expires"][:10])}): '
+                    f'{escape(w["reason"])}</span> <span class="muted">{escape(w["where"])}'
+                    "</span>")
     o = escape(t["outcome"])
     return (f'<tr data-host="{escape(t["host"])}" data-family="{escape(t["family"])}">'
             f'<td class="o {o}">{o.upper()}</td><td>{escape(t["family"])}</td>'

@@ -8,9 +8,9 @@ from typing import Any
 
 from opsverify.redact import safe, scrub
 from opsverify.results import count
-from opsverify.verdict import ERROR, FAIL, SKIP, UNREACHABLE
+from opsverify.verdict import ERROR, FAIL, SKIP, UNREACHABLE, WAIVED
 
-from .terminal import display_source
+from .terminal import display_source, waived_by
 
 
 def _x(value: Any) -> str:
@@ -27,7 +27,7 @@ def junit_xml(results: dict[str, Any]) -> str:
     c = results["counts"]
     root = ET.Element("testsuites", name="opsverify", tests=str(len(tests)),
                       failures=str(c[FAIL]), errors=str(c[UNREACHABLE] + c[ERROR]),
-                      skipped=str(c[SKIP]), time=f"{results['duration_s']:.3f}",
+                      skipped=str(c[SKIP] + c.get(WAIVED, 0)), time=f"{results['duration_s']:.3f}",
                       timestamp=_x(results["started"]))
     host = socket.gethostname()
     for family in sorted({t["family"] for t in tests}):
@@ -35,7 +35,7 @@ def junit_xml(results: dict[str, Any]) -> str:
         fc = count(mine)
         suite = ET.SubElement(
             root, "testsuite", name=_x(family), tests=str(len(mine)), failures=str(fc[FAIL]),
-            errors=str(fc[UNREACHABLE] + fc[ERROR]), skipped=str(fc[SKIP]),
+            errors=str(fc[UNREACHABLE] + fc[ERROR]), skipped=str(fc[SKIP] + fc[WAIVED]),
             time=f"{sum(t['duration_s'] for t in mine):.3f}", timestamp=_x(results["started"]),
             hostname=_x(host))
         props = ET.SubElement(suite, "properties")
@@ -63,5 +63,8 @@ def _outcome_element(case: ET.Element, t: dict[str, Any]) -> None:
         ET.SubElement(case, "error", message=msg, type="Error").text = msg
     elif o == SKIP:
         ET.SubElement(case, "skipped", message=msg)
+    elif o == WAIVED:  # CI shows it apart from both a pass and a failure
+        text = _x(f"WAIVED {t['message']} — {waived_by(t['waiver'])}")
+        ET.SubElement(case, "skipped", message=text, type="Waived").text = text
 
 

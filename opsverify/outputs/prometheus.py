@@ -6,7 +6,7 @@ from typing import Any
 
 from opsverify.redact import scrub, visible
 from opsverify.results import EXIT_OK, OUTCOMES, count
-from opsverify.verdict import SKIP
+from opsverify.verdict import SKIP, WAIVED
 
 
 def _label(value: str) -> str:
@@ -35,6 +35,17 @@ def prometheus_text(results: dict[str, Any] | None, *, now: float, code: int) ->
                     "# TYPE opsverify_skipped gauge"]
             out += [f'opsverify_skipped{{family="{_label(t["family"])}",test="{_label(t["name"])}"'
                     f',reason="{_label(t["message"])}"}} 1' for t in skipped]
+        waived = [t for t in results["tests"] if t["outcome"] == WAIVED]
+        if waived:  # an alert can fire before a waiver runs out
+            out += [("# HELP opsverify_waived_days_left Gate tests a waiver accepted in the last "
+                    "run: days until the waiver expires."),
+                    "# TYPE opsverify_waived_days_left gauge"]
+            out += [f'opsverify_waived_days_left{{family="{_label(t["family"])}",'
+                    f'test="{_label(t["name"])}",owner="{_label(t["waiver"]["owner"])}"}} '
+                    f'{t["waiver"]["days_left"]:g}' for t in waived]
+        out += [("# HELP opsverify_stale_waivers Waivers matching gates of the last run, none of "
+                "which failed."), "# TYPE opsverify_stale_waivers gauge",
+                f"opsverify_stale_waivers {len(results.get('stale_waivers') or [])}"]
     out += [
         "# HELP opsverify_last_run_timestamp_seconds When the last ops verify run finished.",
         "# TYPE opsverify_last_run_timestamp_seconds gauge",

@@ -8,7 +8,7 @@ from typing import Any
 
 from opsverify.redact import safe
 from opsverify.results import OUTCOMES
-from opsverify.verdict import ERROR, FAIL, PASS, SKIP, UNREACHABLE
+from opsverify.verdict import ERROR, FAIL, PASS, SKIP, UNREACHABLE, WAIVED
 
 
 def short_id(test: dict[str, Any]) -> str:
@@ -36,7 +36,8 @@ def display_source(source: str) -> str:
 def headline(results: dict[str, Any]) -> str:
     """ops verify: 183/187 PASS, 3 FAIL, 1 UNREACHABLE (11 families, 3 hosts, 2.1 s)."""
     c, total = results["counts"], len(results["tests"])
-    parts = [f"{c[PASS]}/{total} PASS"] + [f"{c[o]} {o.upper()}" for o in OUTCOMES[1:] if c[o]]
+    parts = [f"{c[PASS]}/{total} PASS"] + [f"{c[o]} {o.upper()}" for o in OUTCOMES[1:]
+                                            if c.get(o)]
     nf, nh = len(results["families"]), len(results["hosts"])
     return (f"ops verify: {', '.join(parts)} ({nf} famil{'ies' if nf != 1 else 'y'}, "
             f"{nh} host{'s' if nh != 1 else ''}, {results['duration_s']:.1f} s)")
@@ -49,10 +50,20 @@ def detail_lines(results: dict[str, Any]) -> list[str]:
     # a SKIP is never silently absent: a planned item or an unconfigured app says why
     lines += [f"  SKIP  {short_id(t)}: {t['message']}"
               for t in results["tests"] if t["outcome"] == SKIP]
+    lines += [f"  WAIVED {short_id(t)}: {t['message']} — {waived_by(t['waiver'])}"
+              for t in results["tests"] if t["outcome"] == WAIVED]
     for source, reason, n in unreachable_groups(results):
         shown = reason.removeprefix(f"{source}: ")
         lines.append(f"  {display_source(source)} UNREACHABLE: {shown} — "
                      f"{n} test{'s' if n != 1 else ''} not run")
+    lines += [f"  stale waiver {w['where']} {w['gate']!r} ({w['owner']}): {w['why']}"
+              for w in results.get("stale_waivers") or []]
     return [safe(line) for line in lines]
+
+
+def waived_by(w: dict[str, Any]) -> str:
+    """waived by ronny until 2026-12-15 (12.5 days left): remount pending the NAS update"""
+    return (f"waived by {w['owner']} until {w['expires'][:10]} ({w['days_left']:g} days left): "
+            f"{w['reason']}")
 
 

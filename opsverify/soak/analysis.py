@@ -13,10 +13,11 @@ from typing import Any
 from opsverify.soak.ledger import run_problem
 
 # Outcome codes in the strips; 0 = no result for that run.
-ABSENT, OK, FAILED, UNREACH, ERR, SKIPPED = range(6)
-CODE = {"pass": OK, "fail": FAILED, "unreachable": UNREACH, "error": ERR, "skip": SKIPPED}
+ABSENT, OK, FAILED, UNREACH, ERR, SKIPPED, WAIVED = range(7)
+CODE = {"pass": OK, "fail": FAILED, "unreachable": UNREACH, "error": ERR, "skip": SKIPPED,
+        "waived": WAIVED}
 WORD = {ABSENT: "no result", OK: "PASS", FAILED: "FAIL", UNREACH: "UNREACHABLE", ERR: "ERROR",
-        SKIPPED: "SKIP"}
+        SKIPPED: "SKIP", WAIVED: "WAIVED (a known drift, accepted until its waiver expires)"}
 BAD = (FAILED, UNREACH, ERR)
 # Container strip codes.
 C_ABSENT, C_UP, C_UNHEALTHY, C_STOPPED, C_RESTART = range(5)

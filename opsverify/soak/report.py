@@ -26,6 +26,7 @@ from opsverify.soak.analysis import (
     OK,
     SKIPPED,
     UNREACH,
+    WAIVED,
     WORD,
     Gate,
     Soak,
@@ -52,7 +53,7 @@ vertical-align:middle;border:1px solid #ccc}.bad{color:#c62828;font-weight:bold}
 .muted{color:#777}code,.mono{font-family:monospace}
 """
 FILL = {ABSENT: "#fff", OK: "#43a047", FAILED: "#e53935", UNREACH: "#9e9e9e", ERR: "#8e24aa",
-        SKIPPED: "#cfd8dc"}
+        SKIPPED: "#cfd8dc", WAIVED: "#1e88e5"}
 C_FILL = {C_ABSENT: "#fff", C_UP: "#43a047", C_UNHEALTHY: "#fbc02d", C_STOPPED: "#90a4ae",
           C_RESTART: "#e53935"}
 
@@ -198,8 +199,8 @@ def _failures(s: Soak) -> list[str]:
 
 
 def _timelines(s: Soak) -> list[str]:
-    out = ["<h2>Timeline per gate</h2>", _key(WORD, FILL, (OK, FAILED, UNREACH, ERR, SKIPPED,
-                                                          ABSENT))]
+    out = ["<h2>Timeline per gate</h2>", _key(WORD, FILL, (OK, WAIVED, FAILED, UNREACH, ERR,
+                                                          SKIPPED, ABSENT))]
     first_k = s.runs[0]["k"] if s.runs else 1
     by_family: dict[str, dict[str, list[Gate]]] = {}
     for g in s.gates.values():

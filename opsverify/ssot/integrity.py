@@ -10,6 +10,7 @@ from typing import Any
 
 from opsverify.redact import SECRET_NAME
 
+from . import waivers
 from .loader import Problem, json_path
 from .model import Ssot
 
@@ -326,6 +327,12 @@ def _scalars(node: Any, path: tuple) -> Iterator[tuple[tuple, Any]]:
             yield from _scalars(v, path + (i,))
     else:
         yield path, node
+
+
+@rule("waivers")
+def waiver_terms(ssot: Ssot) -> Iterator[Problem]:
+    """A waiver starts before it ends and runs no longer than max_days."""
+    yield from waivers.problems(ssot)
 
 
 def run_rule(ssot: Ssot, name: str) -> list[Problem]:

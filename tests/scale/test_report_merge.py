@@ -52,7 +52,8 @@ def test_merge_joins_tests_counts_and_unreachable_sources() -> None:
                 duration=3.5, finished="2026-02-08T10:00:04+00:00")
     m = report.merge([a, b])
     assert [t["param"] for t in m["tests"]] == ["a", "b", "c"]
-    assert m["counts"] == {"pass": 1, "fail": 1, "unreachable": 1, "error": 0, "skip": 0}
+    assert m["counts"] == {"pass": 1, "waived": 0, "fail": 1, "unreachable": 1, "error": 0,
+                           "skip": 0}
     assert m["exit_code"] == results.EXIT_FAIL
     assert m["unreachable"] == {"host:vm210": "ssh: refused"}
     assert m["hosts"] == ["vm209", "vm210"] and m["relaxations"] == ["fstype tmpfs accepted"]
@@ -87,7 +88,9 @@ def test_cli_writes_every_report_and_exits_with_the_whole_runs_code(tmp_path: Pa
     assert suites.get("tests") == "2" and suites.get("errors") == "1"
     assert "opsverify_last_run_exit_code 4" in out["prom"].read_text()
     page = out["html"].read_text()
-    assert "<script" not in page and "test_x[c]" in page and "ssh: refused" in page
+    # the same page as one run's (opsverify/outputs/html.py), with the runs it merged
+    assert "<script src" not in page and "<link" not in page and "Runs merged" in page
+    assert "test_x[c]" in page and "ssh: refused" in page
 
 
 def test_cli_refuses_what_is_not_a_results_file(tmp_path: Path) -> None:

@@ -118,7 +118,8 @@ def test_each_exception_gets_its_outcome_and_one_line_message(mixed: tuple) -> N
     assert t["test_broken.py"]["message"] == "ModuleNotFoundError: No module named 'nope'"
     assert t["test_drift"]["host"] == "vm210" and t["test_drift"]["family"] == "demo"
     assert t["test_drift"]["evidence"] == {"mount": {"options": ["rw"]}}
-    assert res["counts"] == {"pass": 1, "fail": 2, "unreachable": 3, "error": 3, "skip": 1}
+    assert res["counts"] == {"pass": 1, "waived": 0, "fail": 2, "unreachable": 3, "error": 3,
+                             "skip": 1}
     assert res["unreachable"] == {"cloudflare": "HTTP 500 from the API",
                                   "host:vm209": "ssh: connection refused"}
 
