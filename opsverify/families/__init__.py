@@ -12,11 +12,13 @@ gates/test_<name>.py holds the family's tests. ARCHITECTURE.md says how to add o
 
 from __future__ import annotations
 
+import ast
 import functools
 import importlib
 import pkgutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from opsverify.ssot import Ssot
@@ -92,3 +94,40 @@ def subjects() -> dict[str, Subjects]:
 def reading_host_facts() -> tuple[str, ...]:
     """Families whose gates become UNREACHABLE when their host cannot be asked."""
     return tuple(n for n, f in registry().items() if f.host_facts)
+
+
+GATES = Path(__file__).resolve().parents[2] / "gates"
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One gate test as a run names it: `mounts::test_mount[vm210:/mnt/media]`."""
+
+    id: str
+    family: str
+    test: str
+    case: Case | None  # None for a test of no SSOT subject (one per run)
+
+
+@functools.cache
+def _gate_tests(family: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """(test function, its arguments) of gates/test_<family>.py, read, not imported."""
+    tree = ast.parse((GATES / f"test_{family}.py").read_text())
+    return tuple((fn.name, tuple(a.arg for a in fn.args.args)) for fn in tree.body
+                 if isinstance(fn, ast.FunctionDef) and fn.name.startswith("test_"))
+
+
+def gates(ssot: Ssot) -> list[Gate]:
+    """Every gate test the SSOT makes, without running pytest: each test function of a family
+    once per case of the subject it asks for (a gate asks for one subject at most)."""
+    by_arg = subjects()
+    out: list[Gate] = []
+    for name in registry():
+        for test, args in _gate_tests(name):
+            arg = next((a for a in args if a in by_arg), None)
+            if arg is None:
+                out.append(Gate(f"{name}::{test}", name, test, None))
+                continue
+            out += [Gate(f"{name}::{test}[{c.id}]", name, test, c)
+                    for c in sorted(by_arg[arg](ssot), key=lambda c: c.id)]
+    return out
