@@ -39,3 +39,15 @@ def test_each_subject_has_cases_with_unique_ids_on_the_shipped_ssot() -> None:
         ids = [c.id for c in cases(ssot)]
         assert ids and len(ids) == len(set(ids)), arg
         assert all(re.fullmatch(r"\S+", i) for i in ids), arg
+
+
+def test_gate_ids_without_pytest_are_the_ones_pytest_collects() -> None:
+    import subprocess
+    import sys
+
+    p = subprocess.run([sys.executable, "-m", "pytest", "gates", "--collect-only", "-q",
+                        "-p", "no:cacheprovider"], cwd=REPO, capture_output=True, text=True,
+                       check=True)
+    collected = {line.removeprefix("gates/test_").replace(".py::", "::", 1)
+                 for line in p.stdout.splitlines() if line.startswith("gates/")}
+    assert {g.id for g in families.gates(load())} == collected
