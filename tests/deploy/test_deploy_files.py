@@ -145,7 +145,8 @@ def installed(tmp_path: Path) -> Path:
     if not Path(ops).exists():
         pytest.skip("the ops console script is not installed (pip install -e .)")
     for name in ("opsverify.service", "opsverify.timer", "opsverify-serve.service"):
-        text = (UNITS / name).read_text().replace("/opt/opsverify/.venv/bin/ops", ops)
+        text = (UNITS / name).read_text().replace("/opt/opsverify/.venv/bin/ops", ops) \
+            .replace("/opt/opsverify/deploy/", f"{ROOT}/deploy/")
         (tmp_path / name).write_text(text)
     return tmp_path
 
@@ -174,3 +175,81 @@ def test_service_exposure_is_low(installed: Path, name: str) -> None:
     if p.returncode != 0 or not m:
         pytest.skip(f"systemd-analyze security --offline is not supported here: {p.stderr[:200]}")
     assert float(m.group(1)) <= 2.0, p.stdout[-2000:]
+
+
+# ---- what changed since the last green run (deploy/verify-since-green.sh) -----------------------
+
+SINCE_GREEN = ROOT / "deploy" / "verify-since-green.sh"
+
+
+def test_nightly_keeps_the_last_green_facts_and_diffs_a_red_run() -> None:
+    s = unit("opsverify.service")["Service"]
+    argv = shlex.split(s["ExecStart"])
+    assert argv[:3] == ["/opt/opsverify/deploy/verify-since-green.sh", "/var/lib/opsverify/facts",
+                        "/opt/opsverify/.venv/bin/ops"]
+    assert argv[3] == "verify" and "--save-facts" not in argv  # the script adds it
+    assert argv[1].startswith(f"/var/lib/{s['StateDirectory']}/")  # writable under strict
+    assert SINCE_GREEN.stat().st_mode & 0o111, "the script must be executable"
+    steps = workflow()["jobs"]["verify"]["steps"]
+    names = [st.get("uses", "").split("@")[0] or st.get("run", "").split()[0] for st in steps]
+    restore, verify, save = (names.index("actions/cache/restore"),
+                             next(i for i, st in enumerate(steps) if "ops verify" in
+                                  st.get("run", "")), names.index("actions/cache/save"))
+    assert restore < verify < save
+    assert steps[verify]["run"].startswith(
+        "deploy/verify-since-green.sh facts .venv/bin/ops verify")
+    assert steps[save]["if"] == "success()"
+    assert steps[restore]["with"]["path"] == steps[save]["with"]["path"] == "facts/last-green"
+    assert steps[save]["with"]["key"].startswith(steps[restore]["with"]["restore-keys"])
+
+
+def _fake_ops(tmp_path: Path) -> Path:
+    """An `ops` whose `verify` saves $FACTS as its facts and exits $CODE; anything else (`facts
+    diff`) is the real one."""
+    fake = tmp_path / "ops"
+    fake.write_text(f"""#!/bin/sh
+if [ "$1" = verify ]; then
+    for last; do :; done
+    cp -R "$FACTS" "$last" && exit "$CODE"
+fi
+exec {sys.executable} -m opsverify.cli "$@"
+""")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_since_green_script_rotates_on_green_and_prints_the_diff_on_red(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tests" / "verify"))
+    from opsrun import facts_dir, mount
+
+    def rw(f: dict) -> None:
+        opts = mount(f, "vm210", "/mnt/media")["options"]
+        opts[opts.index("ro")] = "rw"
+
+    clean, drifted = facts_dir(tmp_path / "clean"), facts_dir(tmp_path / "drifted", rw)
+    state, ops = tmp_path / "state", _fake_ops(tmp_path)
+
+    def run(facts: Path, code: int) -> subprocess.CompletedProcess:
+        return subprocess.run([str(SINCE_GREEN), str(state), str(ops), "verify", "-q"],
+                              env={"PATH": "/usr/bin:/bin", "FACTS": str(facts),
+                                   "CODE": str(code)},
+                              capture_output=True, text=True, check=False, cwd=ROOT)
+
+    first = run(drifted, 1)  # red before any green run: nothing to compare with
+    assert first.returncode == 1 and "nothing to compare with" in first.stdout
+    assert not (state / "last-green").exists()
+    green = run(clean, 0)
+    assert green.returncode == 0 and green.stdout == "", green.stdout + green.stderr
+    assert (state / "last-green" / "host-vm210.json").exists()
+    assert not (state / "current").exists()
+    red = run(drifted, 1)
+    assert red.returncode == 1, red.stdout + red.stderr
+    assert red.stdout.splitlines()[0] == "what changed since the last green run:"
+    assert "  mount vm210:/mnt/media: mode: was ro, now rw" in red.stdout.splitlines()
+    unreachable = run(drifted, 4)  # the exit code of the run, whatever the diff says
+    assert unreachable.returncode == 4
+    assert (state / "last-green" / "host-vm210.json").read_text() == \
+        (clean / "host-vm210.json").read_text()
+    usage = subprocess.run([str(SINCE_GREEN), str(state)], capture_output=True, text=True,
+                           check=False)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
