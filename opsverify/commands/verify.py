@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import sys
 from pathlib import Path
@@ -77,10 +78,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_selection_args(p)
     options.add_to_argparse({"reports": p.add_argument_group(
         "reports (any together; each written atomically)")})
+    w = p.add_argument_group("settling (after a deploy)")
+    w.add_argument("--wait", metavar="DURATION", type=_duration, default=None,
+                   help="re-run the gates not yet green every --interval until all are or "
+                        "DURATION (30s, 2m, 1h) has passed; only their facts are collected "
+                        "again; the summary says how long each took to go green")
+    w.add_argument("--interval", metavar="S", type=_duration, default=5.0,
+                   help="seconds between tries with --wait (default 5)")
     v = p.add_mutually_exclusive_group()
     v.add_argument("-q", "--quiet", action="count", default=0, help="less output")
     v.add_argument("-v", "--verbose", action="count", default=0, help="one line per gate")
     p.set_defaults(func=run)
+
+
+def _duration(text: str) -> float:
+    from opsverify.soak.runner import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _fail(message: str, code: int = results.EXIT_USAGE) -> int:
@@ -148,9 +165,12 @@ def refuse_settings(ssot: ssot_pkg.Ssot, command: str) -> bool:
     return bool(problems)
 
 
-def pytest_argv(args: argparse.Namespace) -> list[str]:
-    """The pytest command line for this selection."""
-    paths = [str(GATES / f"test_{f}.py") for f in dict.fromkeys(args.family)] or [str(GATES)]
+def pytest_argv(args: argparse.Namespace, only: list[str] | None = None,
+                reports: bool = True) -> list[str]:
+    """The pytest command line for this selection (or only these test ids), writing the
+    reports asked for unless told not to."""
+    paths = only or [str(GATES / f"test_{f}.py") for f in dict.fromkeys(args.family)] \
+        or [str(GATES)]
     argv = [*paths, "--rootdir", str(REPO), "-c", str(REPO / "pyproject.toml"),
             "-p", "no:cacheprovider", "--continue-on-collection-errors", "-rN",
             *[a for name in UNUSED_PLUGINS for a in ("-p", f"no:{name}")]]
@@ -158,7 +178,8 @@ def pytest_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--opsverify-host", host]  # whole names: vm30 is not vm301, as -k would have it
     if args.keyword:
         argv += ["-k", args.keyword]
-    argv += options.as_argv(args, for_pytest=True)
+    argv += options.as_argv(args, for_pytest=True, only=() if reports else tuple(
+        d for d in options.BY_DEST if d not in options.REPORTS))
     quiet, verbose = getattr(args, "quiet", 0), getattr(args, "verbose", 0)
     if verbose:
         argv += ["-" + "v" * verbose, "--tb=no"]
@@ -190,11 +211,44 @@ def run(args: argparse.Namespace) -> int:
     for path in (getattr(args, n, None) for n in options.REPORTS):
         if path is not None:
             path.unlink(missing_ok=True)  # a stale file must not pass for this run's report
+    if args.wait is not None:
+        return run_waiting(args)
     received = Received()
     rc = run_pytest(pytest_argv(args), received)
     code = exit_code(rc, received.results)
     if received.results is None or code != received.results["exit_code"]:
         write_reports(args, received.results, code)  # the run's own reports cannot know this
+    return code
+
+
+def run_waiting(args: argparse.Namespace) -> int:
+    """--wait: the gates re-run until green or the deadline (opsverify/settle.py); one
+    summary, every report and the exit code from the merged results at the end."""
+    from opsverify import settle
+    from opsverify.outputs.terminal import detail_lines, headline
+    from opsverify.soak.runner import Progress
+
+    codes: list[int] = []
+
+    def attempt(ids: list[str] | None) -> dict[str, Any] | None:
+        received = Received()
+        with contextlib.redirect_stdout(io.StringIO()):  # one summary, at the end
+            rc = run_pytest(pytest_argv(args, only=ids, reports=False), received)
+        codes.append(exit_code(rc, received.results))
+        return received.results
+
+    progress = Progress(sys.stderr)  # one line rewritten on a terminal, a line per try in a log
+    res, green_after = settle.wait(attempt, deadline_s=args.wait, interval_s=args.interval,
+                                   show=lambda text: progress.show(text, final=not progress.tty))
+    if progress.tty:
+        progress.show("", final=True)
+    code = codes[-1] if res is None or codes[-1] in (130, results.EXIT_USAGE) \
+        else res["exit_code"]
+    write_reports(args, res, code)
+    if res is not None:
+        print(headline(res))
+        for line in detail_lines(res) + settle.green_lines(res, green_after):
+            print(line)
     return code
 
 
