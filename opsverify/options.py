@@ -70,6 +70,13 @@ def add_to_argparse(groups: dict[str, argparse._ArgumentGroup], *skip: str) -> N
     """The options of each named group onto `ops verify`'s (or `ops soak`'s) parser."""
     for o in OPTIONS:
         if o.group in groups and o.dest not in skip:
+def add(parser: Any, *dests: str) -> None:
+    """Named options onto one parser of another command (`ops ssot check --ssot DIR`)."""
+    for dest in dests:
+        o = BY_DEST[dest]
+        parser.add_argument(o.flag, metavar=o.metavar, type=o.type, default=None, help=o.help)
+
+
             groups[o.group].add_argument(o.flag, metavar=o.metavar, type=o.type, default=None,
                                          help=o.help)
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from opsverify import redact, results
+from opsverify import options, redact, results
 
 DIFF_DESCRIPTION = """\
 What changed between two directories of saved facts (`ops verify --save-facts DIR`, one JSON
@@ -50,10 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--json", action="store_true",
                    help="a JSON list of {family, source, subject, attribute, was, now}; "
                         "a secret-named key's value is ******** (was/now null: absent)")
-    d.add_argument("--ssot", type=Path, metavar="DIR", default=None,
-                   help="SSOT naming the subjects (default: $OPSVERIFY_SSOT or the shipped "
-                        "ssot/); without a valid one, containers and VMs are named by host "
-                        "and id")
+    options.add(d, "ssot")
     d.set_defaults(func=cmd_diff)
 
 

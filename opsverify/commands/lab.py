@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from opsverify import redact
+from opsverify import options, redact
 
 if TYPE_CHECKING:  # the lab's modules load only when a lab command runs
     from opsverify.lab.layout import Layout
@@ -41,8 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "A twin left by a crash, or built from another SSOT, is "
                                     "removed first; a healthy one of the same SSOT is reset.",
                         epilog="exit codes: 0 up, 1 failed, 2 prerequisites missing or bad SSOT")
-    p.add_argument("--ssot", metavar="DIR", type=Path, default=None,
-                   help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
+    options.add(p, "ssot")
     p.add_argument("--fresh", action="store_true",
                    help="rebuild even when a healthy twin of the same SSOT is up "
                         "(new canary secrets); without it such a twin is reset to clean")

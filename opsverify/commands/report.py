@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from opsverify import outputs, redact, results
+from opsverify import options, outputs, redact, results
 from opsverify.outputs.terminal import detail_lines, headline
 from opsverify.results import SEVERITY
 
@@ -51,8 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                     "gates that concern no host); one line of `ops verify` "
                                     "arguments per shard, or a JSON list for a CI matrix.")
     s.add_argument("count", type=int, help="number of host shards (N >= 1)")
-    s.add_argument("--ssot", type=Path, metavar="DIR", default=None,
-                   help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
+    options.add(s, "ssot")
     s.add_argument("--json", action="store_true", help="a JSON list of argument lists")
     s.add_argument("--index", type=int, metavar="I", default=None,
                    help="only shard I (0-based; the last one is the host-less gates), for a "

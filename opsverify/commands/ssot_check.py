@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from opsverify import families
-from opsverify import ssot as ssot_pkg
-from opsverify.commands import ssot_coverage
+from opsverify import families, options
+from opsverify.commands import load_ssot, ssot_capture, ssot_coverage
 from opsverify.ssot import waivers
 from opsverify.ssot.integrity import RULES
 
@@ -23,20 +20,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "reference resolves. Prints one line per problem as FILE:LINE PATH: MESSAGE.",
         epilog="A waiver whose pattern matches no gate of the SSOT is reported as stale (a "
                "warning: the SSOT stays valid).\n\nexit codes: 0 valid, 2 invalid")
-    check.add_argument("--ssot", metavar="DIR", type=Path, default=None,
-                       help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
+    options.add(check, "ssot")
     check.set_defaults(func=run)
     ssot_coverage.add_parser(ssot_sub)
+    ssot_capture.add_parser(ssot_sub)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        s = ssot_pkg.load(args.ssot)
-    except ssot_pkg.SsotInvalid as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        n = len(exc.problems)
-        print(f"ops ssot check: {n} problem{'s' if n != 1 else ''}", file=sys.stderr)
+    s = load_ssot(args.ssot, "ops ssot check", strict=True)
+    if s is None:
         return 2
     hosts = len(s.active_hosts)
     print(f"ops ssot check: OK ({len(s.files)} files, {len(RULES)} rules; {hosts} active hosts, "

@@ -8,10 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from opsverify import coverage
-from opsverify import ssot as ssot_pkg
+from opsverify import coverage, options
+from opsverify.commands import load_ssot
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,8 +26,7 @@ def add_parser(ssot_sub: argparse._SubParsersAction) -> None:
                     "as KIND NAME FILE:LINE GATE-IDS, from the family registry (no gate is "
                     "run). An entity no gate checks is named as FILE:LINE: KIND NAME.",
         epilog="exit codes: 0 every entity checked, 1 an entity no gate checks, 2 invalid SSOT")
-    p.add_argument("--ssot", metavar="DIR", type=Path, default=None,
-                   help="SSOT directory (default: $OPSVERIFY_SSOT or the shipped ssot/)")
+    options.add(p, "ssot")
     p.add_argument("--json", action="store_true",
                    help="print {entities: [{kind, name, file, line, gates}], total, checked, "
                         "unchecked, kinds} instead")
@@ -36,14 +34,8 @@ def add_parser(ssot_sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        s = ssot_pkg.load(args.ssot)
-    except ssot_pkg.SsotInvalid as exc:
-        for problem in exc.problems:
-            print(problem, file=sys.stderr)
-        n = len(exc.problems)
-        print(f"ops ssot coverage: invalid SSOT, {n} problem{'s' if n != 1 else ''} "
-              "(ops ssot check)", file=sys.stderr)
+    s = load_ssot(args.ssot, "ops ssot coverage", strict=True)
+    if s is None:
         return 2
     rows = coverage.coverage(s)
     missing = coverage.unchecked(rows)

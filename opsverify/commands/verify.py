@@ -17,6 +17,7 @@ from typing import Any
 
 from opsverify import options, outputs, redact, results
 from opsverify import ssot as ssot_pkg
+from opsverify.commands import load_ssot as load_ssot_or_say
 
 REPO = Path(__file__).resolve().parents[2]
 GATES = REPO / "gates"
@@ -142,14 +143,7 @@ def _unwritable(path: Path) -> str | None:
 
 def load_ssot(path: Path | None) -> ssot_pkg.Ssot | None:
     """The SSOT, or None after printing every problem as `ops ssot check` does."""
-    try:
-        return ssot_pkg.load(path, strict=False)
-    except ssot_pkg.SsotInvalid as exc:
-        for problem in exc.problems:
-            print(redact.safe(str(problem)), file=sys.stderr)
-        n = len(exc.problems)
-        print(f"ops verify: invalid SSOT: {n} problem{'s' if n != 1 else ''}", file=sys.stderr)
-        return None
+    return load_ssot_or_say(path, "ops verify")
 
 
 def refuse_settings(ssot: ssot_pkg.Ssot, command: str) -> bool:

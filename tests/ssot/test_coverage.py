@@ -163,7 +163,7 @@ def test_an_invalid_ssot_exits_2_without_a_traceback(tree: Path) -> None:
     assert "Traceback" not in p.stderr and p.stdout == ""
     assert f"{tree}/hosts.yaml:47 $.hosts.vm210.tailscale_ip: '100.123.207' is not an IPv4 " \
            "address" in p.stderr
-    assert p.stderr.splitlines()[-1] == "ops ssot coverage: invalid SSOT, 1 problem (ops ssot check)"
+    assert p.stderr.splitlines()[-1] == "ops ssot coverage: invalid SSOT: 1 problem"
     missing = ops("ssot", "coverage", "--ssot", tree / "nowhere")
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
 
