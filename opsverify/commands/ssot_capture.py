@@ -13,7 +13,6 @@ from opsverify import options
 from opsverify.commands import load_ssot
 from opsverify.facts.contract import replay_problem
 from opsverify.settings import Settings
-from opsverify.ssot import capture
 
 EPILOG = """\
 examples:
@@ -57,6 +56,8 @@ def add_parser(ssot_sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from opsverify.ssot import capture  # its SSH stack loads only when a capture runs
+
     err = "ops ssot capture:"
     s = load_ssot(args.ssot, "ops ssot capture", strict=True)
     if s is None:

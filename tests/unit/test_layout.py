@@ -126,3 +126,16 @@ def test_no_module_over_the_limit(path: Path) -> None:
     where = str(path.relative_to(ROOT))
     lines = len(path.read_text().splitlines())
     assert lines <= MAX_LINES, f"{where} has {lines} lines, more than {MAX_LINES}"
+
+
+def test_the_cli_loads_no_ssh_stack_before_a_command_needs_it() -> None:
+    # testinfra imported before `ops verify` hands over to pytest makes pytest warn that it
+    # cannot rewrite it (and every `ops` invocation would pay for paramiko).
+    import subprocess
+    import sys
+
+    code = ("import sys, opsverify.cli as c; c.build_parser(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('testinfra', 'paramiko')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
