@@ -53,6 +53,10 @@ OPTIONS = (
     Option("--prom", "PATH", Path,
            "Prometheus textfile for node-exporter's textfile collector", "reports",
            pytest_flag="--opsverify-prom"),
+    Option("--propose-patch", "FILE", Path,
+           "a unified diff making ssot/*.yaml say what this run found (each hunk names its gate;"
+           " findings never to be accepted are listed as not patchable)", "reports",
+           pytest_flag="--opsverify-propose-patch"),
 )
 BY_DEST = {o.dest: o for o in OPTIONS}
 REPORTS = tuple(o.dest for o in OPTIONS if o.group == "reports")

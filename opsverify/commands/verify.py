@@ -290,4 +290,5 @@ def write_reports(args: argparse.Namespace, res: dict[str, Any] | None, code: in
     """The reports of a run that ended otherwise than its results say (interrupted, refused)."""
     outputs.write(res, code, json=getattr(args, "json", None),
                   junit_xml=getattr(args, "junit_xml", None), prom=getattr(args, "prom", None),
-                  html_path=getattr(args, "html", None))
+                  html_path=getattr(args, "html", None),
+                  patch=getattr(args, "propose_patch", None), ssot_dir=getattr(args, "ssot", None))
