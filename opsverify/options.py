@@ -70,10 +70,6 @@ def add_to_pytest(parser: Any) -> None:
                         dest=o.dest, help=o.help)
 
 
-def add_to_argparse(groups: dict[str, argparse._ArgumentGroup], *skip: str) -> None:
-    """The options of each named group onto `ops verify`'s (or `ops soak`'s) parser."""
-    for o in OPTIONS:
-        if o.group in groups and o.dest not in skip:
 def add(parser: Any, *dests: str) -> None:
     """Named options onto one parser of another command (`ops ssot check --ssot DIR`)."""
     for dest in dests:
@@ -81,6 +77,10 @@ def add(parser: Any, *dests: str) -> None:
         parser.add_argument(o.flag, metavar=o.metavar, type=o.type, default=None, help=o.help)
 
 
+def add_to_argparse(groups: dict[str, argparse._ArgumentGroup], *skip: str) -> None:
+    """The options of each named group onto `ops verify`'s (or `ops soak`'s) parser."""
+    for o in OPTIONS:
+        if o.group in groups and o.dest not in skip:
             groups[o.group].add_argument(o.flag, metavar=o.metavar, type=o.type, default=None,
                                          help=o.help)
 
