@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
-from opsverify.soak.ledger import run_problem
+from opsverify.soak.ledger import Columns, run_columns
 
 # Outcome codes in the strips; 0 = no result for that run.
 ABSENT, OK, FAILED, UNREACH, ERR, SKIPPED, WAIVED = range(7)
@@ -24,6 +25,9 @@ C_ABSENT, C_UP, C_UNHEALTHY, C_STOPPED, C_RESTART = range(5)
 C_WORD = {C_ABSENT: "not seen", C_UP: "running", C_UNHEALTHY: "unhealthy or starting",
           C_STOPPED: "stopped", C_RESTART: "restarted"}
 PASS, FAIL, INCOMPLETE = "PASS", "FAIL", "INCOMPLETE"
+_NOT_BAD = bytes(c for c in range(256) if c not in BAD)  # deleted, what is left is BAD
+_FLAP = bytes.maketrans(bytes((OK, FAILED, ERR)), b"pbb")
+_NOT_FLAP = bytes(c for c in range(256) if c not in (OK, FAILED, ERR))
 
 
 @dataclass
@@ -42,15 +46,8 @@ class Gate:
 
         An unreachable host says nothing about the gate, so those runs are skipped over.
         """
-        n, seen_pass, in_bad = 0, False, False
-        for c in self.codes:
-            if c == OK:
-                if in_bad and seen_pass:
-                    n += 1
-                seen_pass, in_bad = True, False
-            elif c in (FAILED, ERR):
-                in_bad = True
-        return n
+        # Only PASS (p) and FAIL/ERROR (b) count; a flap is a "bp" after the first p.
+        return self.codes.translate(_FLAP, _NOT_FLAP).lstrip(b"b").count(b"bp")
 
     @property
     def short(self) -> str:
@@ -122,42 +119,100 @@ class Soak:
 
 
 def analyse(header: dict[str, Any], runs: Iterable[dict[str, Any]]) -> Soak:
-    """One pass over the runs; memory grows with gates x runs bytes, not with the ledger."""
+    """One pass over the runs; memory grows with gates x runs bytes, not with the ledger.
+
+    A run's outcomes become one row of codes; rows of runs with the same gates in the same
+    order (a segment) are joined and cut into each gate's strip by slicing, not gate by gate.
+    """
     s = Soak(header)
-    may = set(header.get("may_restart") or [])
-
-    def readable() -> Iterable[dict[str, Any]]:
-        for run in runs:  # a line with a missing key, a wrong type, NaN or 1e999 is skipped
-            if run_problem(run) is None:
-                yield run
-            else:
-                s.unreadable += 1
-
-    for i, run in enumerate(readable()):
-        bad = False
-        for test_id, (family, host, outcome, _dur, message) in run["tests"].items():
-            g = s.gates.get(test_id)
-            if g is None:
-                g = s.gates[test_id] = Gate(test_id, family, host, bytearray(i))
-            code = CODE.get(outcome, ERR)
-            g.codes.append(code)
-            if code in BAD:
-                bad = True
-                g.bad_runs += 1
-                seen = (run["k"], run["started"], message or "")
-                g.first_bad = g.first_bad or seen
-                g.last_bad = seen
-        for g in s.gates.values():
-            if len(g.codes) <= i:
-                g.codes.append(ABSENT)
-        _containers(s, i, run, may)
-        _reachability(s, i, run)
+    boxes = _Boxes(s, set(header.get("may_restart") or []))
+    ids: tuple[str, ...] | None = None
+    gates: list[Gate] = []  # the segment's gates, in its rows' order
+    rows: list[bytes] = []
+    i = 0
+    for run in runs:
+        columns = run_columns(run)  # a line with a missing key, a wrong type, NaN or 1e999
+        if columns is None:
+            s.unreadable += 1
+            continue
+        if columns[0] != ids:
+            _flush(s, gates, rows, i)
+            ids, rows, gates = columns[0], [], _gates(s, i, columns)
+        codes = bytes(map(CODE.get, columns[3], repeat(ERR)))
+        rows.append(codes)
+        bad = bool(codes.translate(None, _NOT_BAD))
+        if bad:
+            messages = columns[4]
+            for j, code in enumerate(codes):
+                if code in BAD:
+                    g = gates[j]
+                    g.bad_runs += 1
+                    seen = (run["k"], run["started"], messages[j] or "")
+                    g.first_bad = g.first_bad or seen
+                    g.last_bad = seen
+        boxes.add(i, run)
+        _reachability(s, i, run, columns[2])
         s.relaxations = run.get("relaxations") or s.relaxations
         s.runs.append({"k": run["k"], "started": run["started"], "finished": run["finished"],
                        "duration_s": run["duration_s"], "exit_code": run["exit_code"],
                        "error": run.get("error"), "counts": run["counts"], "bad": bad})
+        i += 1
+    _flush(s, gates, rows, i)
+    boxes.flush()
     s.unreadable += getattr(runs, "unreadable", 0)  # lines that were not even JSON
     return s
+
+
+def _gates(s: Soak, i: int, columns: Columns) -> list[Gate]:
+    """The gates of a run's columns, a gate seen for the first time added (its strip padded)."""
+    out = []
+    for test_id, family, host in zip(columns[0], columns[1], columns[2], strict=True):
+        g = s.gates.get(test_id)
+        if g is None:
+            g = s.gates[test_id] = Gate(test_id, family, host, bytearray(i))
+        out.append(g)
+    return out
+
+
+def _flush(s: Soak, gates: list[Gate], rows: list[bytes], i: int) -> None:
+    """Add a segment's rows to its gates' strips; pad every strip to i runs (no result)."""
+    if rows and gates:
+        data, width = b"".join(rows), len(gates)
+        for j, g in enumerate(gates):
+            g.codes += data[j::width]
+    for g in s.gates.values():
+        if len(g.codes) < i:
+            g.codes += bytes(i - len(g.codes))
+
+
+class _Boxes:
+    """The containers' strips. A run whose containers equal the last run's (the common case)
+    is only counted: nothing can have restarted, each strip repeats its last code."""
+
+    def __init__(self, s: Soak, may: set[str]):
+        self.s, self.may = s, may
+        self.prev: dict[str, Any] | None = None
+        self.repeats, self.finished = 0, ""
+
+    def add(self, i: int, run: dict[str, Any]) -> None:
+        now = run.get("containers", {})
+        if self.prev is not None and now == self.prev:
+            self.repeats, self.finished = self.repeats + 1, run["finished"]
+            return
+        self.flush()
+        _containers(self.s, i, run, self.may)
+        self.prev = now
+
+    def flush(self) -> None:
+        if not self.repeats or self.prev is None:
+            return
+        for b in self.s.boxes.values():
+            if b.name in self.prev.get(b.host, {}):
+                b.codes += bytes((_box_code(b.last or {}),)) * self.repeats
+                b.last_seen = self.finished
+            else:
+                b.codes += bytes((C_ABSENT,)) * self.repeats
+        self.repeats = 0
 
 
 def _containers(s: Soak, i: int, run: dict[str, Any], may: set[str]) -> None:
@@ -199,14 +254,14 @@ def _restarts(before: dict[str, Any] | None, now: dict[str, Any]) -> int:
     return max(counted, 1 if started_again else 0)
 
 
-def _reachability(s: Soak, i: int, run: dict[str, Any]) -> None:
+def _reachability(s: Soak, i: int, run: dict[str, Any], hosts: tuple[str, ...]) -> None:
     if run.get("error"):
         down: set[str] = set()
         asked: set[str] = set()
     else:
         down = set(run.get("unreachable") or {})
         s.reach_why.update(run.get("unreachable") or {})
-        asked = {f"host:{h}" for _f, h, *_ in run["tests"].values() if h} | down
+        asked = {f"host:{h}" for h in set(hosts) if h} | down
     for source in asked:
         s.reach.setdefault(source, bytearray(i))
     for source, codes in s.reach.items():

@@ -21,11 +21,13 @@ from __future__ import annotations
 import fcntl
 import json
 import math
+import operator
 import os
 import re
 import secrets
 from collections.abc import Iterator
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, Self
 
@@ -170,42 +172,109 @@ _TEST_TYPES = frozenset((str, str, str, n, m) for n in (int, float) for m in (st
 def run_problem(run: Any) -> str | None:
     """What is wrong with a run line (a missing key, a wrong type, NaN, a huge number); None if
     the report can show it. The report trusts nothing else about a line."""
+    return _checked(run)[0]
+
+
+Columns = tuple[tuple[str, ...], tuple[Any, ...], tuple[Any, ...], tuple[Any, ...],
+                tuple[Any, ...]]
+
+
+def run_columns(run: Any) -> Columns | None:
+    """A run's tests as columns (ids, families, hosts, outcomes, messages), in the line's
+    order; None if run_problem(run) is not None (the same rules, the same lines)."""
+    return _checked(run)[1]
+
+
+def _checked(run: Any) -> tuple[str | None, Columns | None]:
     if not isinstance(run, dict) or run.get("type", "run") != "run":
-        return "not a run"
+        return "not a run", None
     if not isinstance(run.get("k"), int) or not _number(run["k"], 1):
-        return "k"
+        return "k", None
     if not (_when(run.get("started")) and _when(run.get("finished"))):
-        return "started/finished"
+        return "started/finished", None
     if not _number(run.get("duration_s")) or not isinstance(run.get("exit_code"), int) \
             or not _number(run["exit_code"], -MAX_NUMBER):
-        return "duration_s/exit_code"
+        return "duration_s/exit_code", None
     if not isinstance(run.get("error"), (str, type(None))):
-        return "error"
+        return "error", None
     counts = run.get("counts")
     if not isinstance(counts, dict) or not all(isinstance(k, str) and isinstance(n, int)
                                                and _number(n) for k, n in counts.items()):
-        return "counts"
+        return "counts", None
     if not (_strs(run.get("relaxations", [])) and _strs(run.get("unreachable", {}), keys=True)):
-        return "relaxations/unreachable"
+        return "relaxations/unreachable", None
     tests = run.get("tests")
     if not isinstance(tests, dict):
-        return "tests"
-    for tid, t in tests.items():
-        # [family, host, outcome, seconds, message] by exact JSON types (bool is no number):
-        # the same test as isinstance() and _number(), in a fraction of the time (8,640 runs).
-        if not isinstance(t, list) or tuple(map(type, t)) not in _TEST_TYPES \
-                or not 0 <= t[3] <= MAX_NUMBER:
-            return f"tests[{tid!r}]"
+        return "tests", None
+    columns = _test_columns(tests)
+    if columns is None:  # not the common shape: test by test, for the message
+        for tid, t in tests.items():
+            # [family, host, outcome, seconds, message] by exact JSON types (bool is no number)
+            if not isinstance(t, list) or tuple(map(type, t)) not in _TEST_TYPES \
+                    or not 0 <= t[3] <= MAX_NUMBER:
+                return f"tests[{tid!r}]", None
+        columns = _transpose(tests)
     boxes = run.get("containers", {})
     if not isinstance(boxes, dict) or not all(isinstance(b, dict) for b in boxes.values()):
-        return "containers"
-    for host in boxes.values():
-        for name, c in host.items():
-            ok = isinstance(c, dict) and set(map(type, map(c.get, _BOX))) <= _STR_OR_NONE
-            count = c.get("restart_count") if isinstance(c, dict) else None
-            if not ok or not (count is None or isinstance(count, int) and _number(count)):
-                return f"containers[{name!r}]"
-    return None
+        return "containers", None
+    if not _boxes_ok(boxes):
+        for host in boxes.values():
+            for name, c in host.items():
+                ok = isinstance(c, dict) and set(map(type, map(c.get, _BOX))) <= _STR_OR_NONE
+                count = c.get("restart_count") if isinstance(c, dict) else None
+                if not ok or not (count is None or isinstance(count, int) and _number(count)):
+                    return f"containers[{name!r}]", None
+    return None, columns
+
+
+def _transpose(tests: dict[str, list[Any]]) -> Columns:
+    if not tests:
+        return (), (), (), (), ()
+    fam, host, out, _secs, msg = zip(*tests.values(), strict=True)
+    return tuple(tests), fam, host, out, msg
+
+
+_STR, _NUM, _MSG = {str}, {int, float}, {str, type(None)}
+_BOX_GET = operator.itemgetter(*_BOX)  # no default: a field left out goes the slow way
+
+
+def _test_columns(tests: dict[str, Any]) -> Columns | None:
+    """The columns when every test is [str, str, str, number in range, str|None] (what the
+    loop in _checked() accepts), tested column by column in C; None when not (or empty)."""
+    values = tests.values()
+    if set(map(type, values)) != {list}:
+        return None
+    try:  # exactly 5 items in every list, or a ValueError
+        fam, host, out, secs, msg = zip(*values, strict=True)
+    except ValueError:
+        return None
+    if not (set(map(type, fam)) == set(map(type, host)) == set(map(type, out)) == _STR
+            and set(map(type, secs)) <= _NUM and set(map(type, msg)) <= _MSG):
+        return None
+    # In range, and no NaN: min() and max() are only wrong about a NaN after the first item,
+    # and then the sum of numbers in range is NaN.
+    if not (0 <= min(secs) and max(secs) <= MAX_NUMBER and sum(secs) == sum(secs)):
+        return None
+    return tuple(tests), fam, host, out, msg
+
+
+def _boxes_ok(boxes: dict[str, dict[str, Any]]) -> bool:
+    """Every container a plain dict with each _BOX field (str or None) and a restart count (a
+    whole number in range, or None), tested in C; False also when unsure (a field left out)."""
+    cs = list(chain.from_iterable(map(dict.values, boxes.values())))
+    if not cs:
+        return True
+    if set(map(type, cs)) != {dict}:
+        return False
+    try:
+        fields = set(map(type, chain.from_iterable(map(_BOX_GET, cs))))
+        counts = list(map(operator.itemgetter("restart_count"), cs))
+    except KeyError:
+        return False
+    if not fields <= _STR_OR_NONE or not set(map(type, counts)) <= {int, type(None)}:
+        return False
+    counts = [n for n in counts if n is not None]
+    return not counts or (min(counts) >= 0 and max(counts) <= MAX_NUMBER)
 
 
 class Writer:

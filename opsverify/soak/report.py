@@ -7,6 +7,7 @@ which keeps 864 runs x 190 gates small.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from html import escape
@@ -33,6 +34,7 @@ from opsverify.soak.analysis import (
 )
 from opsverify.soak.runner import human
 
+_STRETCH = re.compile(rb"(.)\1*", re.DOTALL)
 GRID_MAX = 150  # up to this many runs a strip shows cell borders (1 px at 720 px wide)
 
 CSS = """
@@ -61,15 +63,12 @@ C_FILL = {C_ABSENT: "#fff", C_UP: "#43a047", C_UNHEALTHY: "#fbc02d", C_STOPPED: 
 def strip(codes: bytearray, prefix: str, words: dict[int, str], first_k: int = 1) -> str:
     """An SVG strip, one unit per run, equal neighbours merged into one rect."""
     n = max(1, len(codes))
-    rects, i = [], 0
-    while i < len(codes):
-        j, c = i, codes[i]
-        while j < len(codes) and codes[j] == c:
-            j += 1
+    rects = []
+    for m in _STRETCH.finditer(codes):  # each stretch of one code, found in C
+        i, j, c = m.start(), m.end(), codes[m.start()]
         title = f"runs {first_k + i}-{first_k + j - 1}" if j - i > 1 else f"run {first_k + i}"
         rects.append(f'<rect x="{i}" width="{j - i}" height="1" class="{prefix}{c}">'
                      f"<title>{title}: {words[c]}</title></rect>")
-        i = j
     if n <= GRID_MAX:  # few runs: show them as separate cells
         rects.append(f'<rect width="{n}" height="1" fill="url(#cells{n})"/>')
     return (f'<svg class="strip" viewBox="0 0 {n} 1" preserveAspectRatio="none" '

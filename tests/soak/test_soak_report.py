@@ -126,3 +126,47 @@ def test_verify_html_report_opens_without_console_errors(tmp_path: Path) -> None
     assert set(shown) == {"vm209"} and "vm209" not in hidden and hidden
     assert re.search(r'data-host="vm209" data-family="mounts" title="[^"]*">[^<]*</td>', dom)
     assert "of vm209 × mounts shown" in dom
+
+
+def test_gates_in_another_order_or_missing_keep_their_own_strips() -> None:
+    # Rows of runs with the same gates in the same order are cut into strips together
+    # (analysis._flush); a new order, a gate left out or a new one starts a new stretch.
+    seq = [{"a": "pass", "b": "fail"}, {"a": "pass", "b": "fail"}, {"b": "skip", "a": "error"},
+           {"c": "waived"}, {"a": "unreachable", "c": "pass", "b": "pass"}]
+    s = analysis.analyse(header(5), [run(k, o) for k, o in enumerate(seq, 1)])
+    A, O, F, U, E, S, W = (analysis.ABSENT, analysis.OK, analysis.FAILED, analysis.UNREACH,
+                           analysis.ERR, analysis.SKIPPED, analysis.WAIVED)
+    assert list(s.gates) == ["a", "b", "c"]
+    assert bytes(s.gates["a"].codes) == bytes([O, O, E, A, U])
+    assert bytes(s.gates["b"].codes) == bytes([F, F, S, A, O])
+    assert bytes(s.gates["c"].codes) == bytes([A, A, A, W, O])
+    assert [r["bad"] for r in s.runs] == [True, True, True, False, True]
+    assert (s.gates["b"].first_bad[0], s.gates["b"].last_bad[0], s.gates["b"].bad_runs) == (1, 2, 2)
+    assert s.gates["b"].flaps == 0 and s.gates["c"].bad_runs == 0
+
+
+def test_strip_merges_equal_neighbours() -> None:
+    codes = bytearray([1, 1, 1, 2, 1, 0, 0])
+    svg = report.strip(codes, "o", analysis.WORD, first_k=10)
+    assert re.findall(r'<rect x="(\d+)" width="(\d+)" height="1" class="o(\d)"><title>([^<]*)',
+                      svg) == [("0", "3", "1", "runs 10-12: PASS"), ("3", "1", "2", "run 13: FAIL"),
+                               ("4", "1", "1", "run 14: PASS"),
+                               ("5", "2", "0", "runs 15-16: no result")]
+
+
+def test_a_bad_seconds_value_anywhere_in_the_run_is_unreadable() -> None:
+    # The tests are checked column by column (ledger._test_columns); a NaN after the first
+    # test, a huge or negative number, a boolean or a short list still make the line unreadable.
+    from opsverify.soak.ledger import run_problem
+
+    for bad in (float("nan"), float("inf"), -1, 10 ** 400, True, "1"):
+        r = run(1, {"a": "pass", "b": "pass", "c": "pass"})
+        r["tests"]["b"][3] = bad
+        assert run_problem(r) == "tests['b']", bad
+    r = run(1, {"a": "pass", "b": "pass"})
+    r["tests"]["b"].pop()
+    assert run_problem(r) == "tests['b']"
+    r = run(1, {"a": "pass"}, {"jellyfin": box(), "radarr": {**box(), "restart_count": True}})
+    assert run_problem(r) == "containers['radarr']"
+    r = run(1, {"a": "pass"}, {"jellyfin": {k: v for k, v in box().items() if k != "health"}})
+    assert run_problem(r) is None
