@@ -49,7 +49,7 @@ vertical-align:top;border-bottom:1px solid #eee}th{background:#f6f6f6}
 text-overflow:ellipsis;white-space:nowrap;font-family:monospace;font-size:12px}
 svg.strip{width:720px;height:12px;background:#fff;border:1px solid #ccc}
 .o0{fill:#fff}.o1{fill:#43a047}.o2{fill:#e53935}.o3{fill:#9e9e9e}.o4{fill:#8e24aa}
-.o5{fill:#cfd8dc}.c0{fill:#fff}.c1{fill:#43a047}.c2{fill:#fbc02d}.c3{fill:#90a4ae}
+.o5{fill:#cfd8dc}.o6{fill:#1e88e5}.c0{fill:#fff}.c1{fill:#43a047}.c2{fill:#fbc02d}.c3{fill:#90a4ae}
 .c4{fill:#e53935}.key span{display:inline-block;width:12px;height:12px;margin:0 4px 0 12px;
 vertical-align:middle;border:1px solid #ccc}.bad{color:#c62828;font-weight:bold}
 .muted{color:#777}code,.mono{font-family:monospace}

@@ -145,6 +145,15 @@ def test_gates_in_another_order_or_missing_keep_their_own_strips() -> None:
     assert s.gates["b"].flaps == 0 and s.gates["c"].bad_runs == 0
 
 
+def test_waived_is_no_failure_and_drawn_in_its_own_colour() -> None:
+    s = analysis.analyse(header(3), [run(k, {"a": o}) for k, o in
+                                     enumerate(["pass", "waived", "pass"], 1)])
+    assert s.verdict() == (analysis.PASS, []) and s.gates["a"].flaps == 0
+    html = report.render(s)
+    assert 'class="o6"><title>run 2: WAIVED' in html
+    assert f".o{analysis.WAIVED}{{fill:{report.FILL[analysis.WAIVED]}}}" in html
+
+
 def test_strip_merges_equal_neighbours() -> None:
     codes = bytearray([1, 1, 1, 2, 1, 0, 0])
     svg = report.strip(codes, "o", analysis.WORD, first_k=10)
