@@ -33,6 +33,9 @@ What the script does on the host, all of it reading:
   (/containers/json?all=1, then /containers/{id}/json, also by name for a container whose
   environment a Recyclarr `!env_var` names): reads of container state. The script holds no
   other HTTP method.
+- service probes (agent/probes.py): one HTTP GET per SSOT probe to the host's own address (only
+  when it is one, so nothing leaves the host) and then 127.0.0.1, at the published port, short
+  timeouts, no redirect followed, no credential sent (PARAMS hold none), the status kept only.
 - files: opened O_RDONLY (plus O_NONBLOCK so a FIFO cannot block, O_NOFOLLOW below the config
   roots, and O_NOATIME where permitted so not even the access time changes): /proc/mounts,
   /etc/fstab, files below the stack directories and the SSOT config roots, config files the
@@ -89,7 +92,7 @@ INTERPRETER = ("python3", "-I", "-S", "-B", "-c")
 SENTINEL = "\x1e--opsverify-facts--"  # precedes the JSON, after anything a login rc file prints
 PARAM_KEYS = frozenset({
     "host", "budget_s", "secret_name", "files", "zfs", "pinned_env", "stacks", "secret_keys",
-    "plaintext_globs", "retired", "config_roots", "config_checks", "mount_paths",
+    "plaintext_globs", "retired", "config_roots", "config_checks", "mount_paths", "probes",
 })
 MAX_LIMIT = 3600
 # What SCRIPT holds. BOOTSTRAP registers the packages as empty modules, then runs the modules in
@@ -101,7 +104,8 @@ AGENT_MODULES = (
     "opsverify.facts.agent.fstab", "opsverify.facts.agent.programs",
     "opsverify.facts.agent.docker", "opsverify.facts.agent.envfiles",
     "opsverify.facts.agent.stacks", "opsverify.facts.agent.configs",
-    "opsverify.facts.agent.scan", "opsverify.facts.agent.main",
+    "opsverify.facts.agent.scan", "opsverify.facts.agent.probes",
+    "opsverify.facts.agent.main",
 )
 
 

@@ -139,6 +139,9 @@ HOST = obj({
     "errors": mapping(STR, "a section that failed or hung: why (hostname, mounts, ...)"),
 }, {
     "zfs": obj({"ok": BOOL, "error": null(STR), "datasets": arr(STR)}),  # Proxmox host only
+    "probes": mapping(arr(obj({"url": STR, "status": null(INT), "error": null(STR)})),
+                      "probe -> its GETs from the host (its own address, then 127.0.0.1), no "
+                      "credential, no timing; absent from an older agent"),
     "remote_s": NUM, "duration_s": NUM,
     "transport": obj({"backend": STR, "host_key": STR}, {"connect_s": NUM, "command_s": NUM}),
 }, doc="host:<name>: one remote command per host (the fact script, opsverify/facts/agent/)")

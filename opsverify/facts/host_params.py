@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from opsverify import redact
 from opsverify.facts.agent import keypaths
@@ -49,9 +50,25 @@ def remote_params(ssot: Ssot, host: str) -> dict[str, Any]:
                            # whose environment a Recyclarr `!env_var` in the file reads
                            "container": c.source.split(":")[-1] if c.source else None}
                           for c in ssot.config_checks if c.host == host],
+        "probes": probe_params(ssot, host),
     }
     validate_params(params)
     return params
+
+
+def probe_params(ssot: Ssot, host: str) -> list[dict[str, Any]]:
+    """The host's service probes as the agent asks them from the host (agent/probes.py): the
+    published port, the path with the SSOT's query values, the verifier's address; never an
+    auth parameter or a secret (PARAMS are shown decoded in the audit log)."""
+    out = []
+    for p in ssot.probes:
+        c = ssot.container(p.container) if p.host == host else None
+        if not (c and c.ports and p.url):
+            continue
+        query = urlencode({k: str(v) for k, v in p.query.items()})
+        out.append({"name": p.name, "port": c.ports[0].host, "address": ssot.hosts[host].vantage_ip,
+                    "path": p.path + (f"?{query}" if query else "")})
+    return out
 
 
 def validate_params(params: dict[str, Any]) -> None:
@@ -104,6 +121,17 @@ def validate_params(params: dict[str, Any]) -> None:
                 keypaths.split_path(key)
             except ParseError as exc:
                 raise ValueError(f"{what}: {exc}") from None
+    for probe in params.get("probes", []):
+        what = f"probe {probe.get('name')!r}"
+        if not isinstance(probe["port"], int) or not 0 < probe["port"] < 65536:
+            raise ValueError(f"{what}: port {probe['port']!r} is not a TCP port")
+        if not re.fullmatch(r"/[\x21-\x7e]*", str(probe["path"])):
+            raise ValueError(f"{what}: {probe['path']!r} is not an absolute URL path")
+        if probe["address"] is not None:
+            try:
+                ipaddress.ip_address(probe["address"])
+            except ValueError:
+                raise ValueError(f"{what}: {probe['address']!r} is not an IP address") from None
     try:
         re.compile(params["secret_name"])
     except re.error as exc:

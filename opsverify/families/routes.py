@@ -50,7 +50,7 @@ def check(route: Route, tunnel_id: str, cloudflare: dict[str, Any],
     c.saw("route", {"expected": {"service": route.service, "status": route.status,
                                  "location": route.location},
                     "ingress_rule": found and {"index": found[0], **found[1]},
-                    "dns": records, "public": public})
+                    "dns": records, "public": public, "origin": origin(route, http)})
     if _remote(c, cloudflare):
         if found is None or not found[1].get("hostname"):
             fallback = f" (falls to the catch-all {found[1].get('service')})" if found else ""
@@ -67,6 +67,16 @@ def check(route: Route, tunnel_id: str, cloudflare: dict[str, Any],
     else:
         _public(c, route, public)
     return c
+
+
+def origin(route: Route, http: dict[str, Any]) -> dict[str, Any] | None:
+    """The origin's own answer when a service probe asks it (same address and port), beside the
+    public edge's: the probe as the verifier saw it (the host's side is the services gate's)."""
+    for name, p in sorted((http.get("probes") or {}).items()):
+        if str(p.get("url", "")).startswith(route.service.rstrip("/") + "/"):
+            return {"probe": name, "url": p.get("url"), "status": p.get("status"),
+                    "error": p.get("error")}
+    return None
 
 
 def _dns(c: Findings, route: Route, tunnel_id: str, records: list[dict[str, Any]]) -> None:

@@ -13,6 +13,7 @@ from .layout import LabError
 FSTAB_MOUNT = ("vm210", "/mnt/media")
 LOOPING = ("vm209", "unpackerr")  # no healthcheck, no port, nothing wired to it
 LOOP_COMMAND = ["/bin/sh", "-c", "sleep 4; exit 1"]  # up a few seconds, then fails
+PROBED = ("vm209", "lidarr")  # a services probe, the origin of no route, read by no scrape
 
 
 def fstab_broken_line(d: Any) -> None:
@@ -43,6 +44,39 @@ def restart_loop(d: Any) -> None:
     d.wait(f"{name} was restarted by its policy and is up again", restarted_and_up, timeout=60)
 
 
+def service_loopback(d: Any) -> None:
+    """lidarr listens on 127.0.0.1 only (as `ports: ["127.0.0.1:8686:8686"]` would publish it):
+    it answers on its host, its healthcheck (moved to loopback) stays healthy, the verifier
+    gets no connection."""
+    host, name = PROBED
+    spec = d.spec(host, name)
+    port = spec.ports[0][0]
+    addresses = d.host(host).host.addresses
+    facing = {f"{x}:{port}" for x in addresses}
+    command, args = [spec.command[0], "-l", f"127.0.0.1:{port}"], list(spec.command[1:])
+    while args:
+        flag = args.pop(0)
+        if flag == "-l" and args and args[0] in facing:
+            args.pop(0)  # one of the addresses the network reaches: dropped
+        else:
+            command.append(flag)
+    if len(command) != len(spec.command) + 2 - 2 * len(facing):
+        raise LabError(f"{host}: {name}'s command does not listen on {sorted(facing)}")
+    health = dict(spec.healthcheck or {})
+    test = [str(t) for t in health.get("test") or []]
+    for x in addresses:
+        test = [t.replace(f"//{x}:{port}", f"//127.0.0.1:{port}") for t in test]
+    health["test"] = test
+    d.recreate(host, name, command=command, healthcheck=health or None)
+    d.wait(f"{name} is healthy on 127.0.0.1 only", lambda: d.health(host, name) == "healthy",
+           timeout=60)
+
+
+def service_stopped(d: Any) -> None:
+    host, name = PROBED
+    d.docker(host).containers.get(name).stop(timeout=3)
+
+
 SCENARIOS: tuple[dict[str, Any], ...] = (
     {"name": "fstab-broken-line-vm210",
      "description": "210's fstab: the comment of /mnt/media's line moved before dump and pass, "
@@ -52,4 +86,13 @@ SCENARIOS: tuple[dict[str, Any], ...] = (
      "description": "209's unpackerr (no healthcheck) exits after 4 s and is restarted by its "
                     "restart policy, again and again; caught while it is up",
      "families": ("containers",), "apply": restart_loop, "undo": ("vm209:containers",)},
+    {"name": "service-loopback-vm209",
+     "description": "209's lidarr listens on 127.0.0.1:8686 only: healthy and answering on its "
+                    "host, no connection from the verifier (path broken)",
+     "families": ("services",), "apply": service_loopback, "undo": ("vm209:containers",)},
+    {"name": "service-stopped-vm209",
+     "description": "`docker stop lidarr` on 209: no answer from the verifier nor on the host "
+                    "(service down)",
+     "families": ("services", "containers"), "apply": service_stopped,
+     "undo": ("vm209:containers",)},
 )

@@ -73,6 +73,8 @@ def host_facts(ssot: Ssot, name: str) -> dict[str, Any]:
                    for c in ssot.config_checks if c.host == name},
         "errors": {},
         "duration_s": 0.4,
+        # the same GETs from the host itself, without credentials (agent/probes.py)
+        "probes": {p.name: [_host_probe(ssot, p)] for p in ssot.probes if p.host == name},
     }
     if ssot.proxmox_host and ssot.proxmox_host.name == name:
         pools = ["rpool", "rpool/ROOT", "tank", "tank/docker", "tank/docker/download-stack",
@@ -80,6 +82,16 @@ def host_facts(ssot: Ssot, name: str) -> dict[str, Any]:
         facts["zfs"] = {"ok": True, "error": None, "datasets": sorted(
             {*pools, *(ds for d in ssot.decommissions for ds in d.datasets)})}
     return facts
+
+
+def _host_probe(ssot: Ssot, p: Any) -> dict[str, Any]:
+    """A probe asked from its host at its own address: 401 without the key it needs."""
+    c = ssot.container(p.container)
+    query = "&".join(f"{k}={v}" for k, v in p.query.items())
+    return {"url": f"http://{ssot.hosts[p.host].vantage_ip}:{c.ports[0].host}{p.path}"
+                   + (f"?{query}" if query else ""),
+            "status": 401 if "header" in p.auth else p.expect.get("status", 200),
+            "error": None}
 
 
 def as_read(value: Any, fmt: str) -> Any:

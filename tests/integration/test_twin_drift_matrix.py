@@ -38,6 +38,10 @@ MESSAGES = {
     "restart-loop-vm209": "Container download-stack:unpackerr on vm209: restart",
     "vm210-onboot-0": "VM vm210 (210): onboot: expected 1, got 0",
     "vm209-stopped": "VM vm209 (209): status: expected running, got stopped",
+    "service-loopback-vm209": "Service download-stack:lidarr (GET http://100.107.36.76:8686/api/v1/"
+                              "system/status): path broken: no answer:",
+    "service-stopped-vm209": "Service download-stack:lidarr (GET http://100.107.36.76:8686/api/v1/"
+                             "system/status): service down: no answer:",
 }
 # What the clean twin leaves open on purpose, with the reason every report shows.
 SKIPPED = {"test_planned[grafana-dashboards]": "planned (P8)", "test_planned[loki]": "planned (P8)",

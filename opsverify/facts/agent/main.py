@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opsverify.facts import commands
-from opsverify.facts.agent import configs, docker, fstab, programs, scan, stacks
+from opsverify.facts.agent import configs, docker, fstab, probes, programs, scan, stacks
 from opsverify.facts.agent.primitives import Context, describe_error
 
 
@@ -55,8 +55,13 @@ def collect(params: dict[str, Any], started: float | None = None) -> dict[str, A
         "stacks": {}, "stale_refs": [],
         "scan": {"roots": list(ctx.roots), "files": 0, "bytes": 0, "media_skipped": 0,
                  "skipped": [], "complete": False},
-        "config": {},
+        "config": {}, "probes": {},
     }
+    asking, early = None, ""
+    try:  # the service probes' GETs run in their own threads, beside the sections below
+        asking = probes.start(ctx)
+    except Exception as exc:  # noqa: BLE001 -- the other sections still run
+        early = describe_error(exc)
     # looked up on each run, so that a test can stand in for one section
     sections: list[tuple[str, Callable[[Context], dict[str, Any]]]] = [
         ("hostname", hostname_facts), ("mounts", fstab.mounts_facts),
@@ -88,5 +93,9 @@ def collect(params: dict[str, Any], started: float | None = None) -> dict[str, A
         later = [name for name, _ in sections][[name for name, _ in sections].index(hung) + 1:]
         errors.update({name: f"not run: {hung} did not finish" for name in later})
     facts.update(dict(done))
+    if asking is None:
+        errors["probes"] = early
+    else:
+        facts.update(asking.facts())
     facts["errors"] = dict(errors)
     return facts
