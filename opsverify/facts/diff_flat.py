@@ -24,6 +24,7 @@ SECTIONS = {
     "mounts": "mounts", "fstab": "mounts", "fstab_errors": "mounts", "automounts": "mounts",
     "docker": "containers", "stacks": "secrets", "stale_refs": "stale_refs",
     "scan": "stale_refs", "config": "wiring", "zfs": "decom",
+    "probes": "services",  # the same GETs from the service's own host
 }
 # API source -> section -> family (each one of the families whose `apis` name the source)
 API_SECTIONS = {
