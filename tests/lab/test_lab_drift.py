@@ -141,6 +141,12 @@ CHANGED: dict[str, Callable[[Any], None]] = {
         check=False).stdout),
     "proxmox-privsep-token": lambda lab: _assert(not any(
         e["type"] == "token" for e in standin(lab, "proxmox")["acl"])),
+    "service-loopback-vm209": lambda lab: _assert(
+        "127.0.0.1:8686" in container(lab, "vm209", "lidarr")["Config"]["Cmd"]
+        and not any(a.startswith("100.") for a in container(lab, "vm209", "lidarr")["Config"]["Cmd"])
+        and health(lab, "vm209", "lidarr") == "healthy"),
+    "service-stopped-vm209": lambda lab: _assert(
+        not container(lab, "vm209", "lidarr")["State"]["Running"]),
     "vm210-onboot-0": lambda lab: _assert(
         standin(lab, "proxmox")["vms"]["210"]["config"]["onboot"] == 0
         and standin(lab, "proxmox")["vms"]["210"]["running"]),
