@@ -88,6 +88,16 @@ class Sshd:
             self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
             self.proc.wait(5)
+        # Stopped means refusing: under load a child sshd forked for an earlier connection
+        # may still answer for a moment (seen once in a full suite as EOF at connect).
+        for _ in range(250):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close()
+            except ConnectionRefusedError:
+                return
+            except OSError:
+                pass
+            time.sleep(0.02)
 
     def settings(self, timeout: float = 10.0, **kw: object) -> Settings:
         return Settings(timeout=timeout, ssh_config=self.ssh_config, **kw)  # type: ignore[arg-type]
