@@ -47,3 +47,15 @@ def verify(tmp_path: Path, twin: dict[str, Any]):
     return run
 
 
+
+
+@pytest.fixture
+def drifted(twin: dict[str, Any]) -> Iterator[Any]:
+    """Apply lab drifts for one test; the twin is reset after it whatever happened."""
+    def apply(*scenarios: str) -> None:
+        for s in scenarios:
+            ops("lab", "drift", s, timeout=180)
+    try:
+        yield apply
+    finally:
+        ops("lab", "reset", timeout=300)

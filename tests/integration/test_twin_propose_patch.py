@@ -7,27 +7,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from twinrun import REPO, ops
 
 HOMARR = "containers::test_container[streaming-stack:homarr]"
 MEDIA = "mounts::test_mount[vm210:/mnt/media]"
-
-
-@pytest.fixture
-def drifted(twin: dict[str, Any]) -> Iterator[Any]:
-    """Apply lab drifts for one test; the twin is reset after it whatever happened."""
-    def apply(*scenarios: str) -> None:
-        for s in scenarios:
-            ops("lab", "drift", s, timeout=180)
-    try:
-        yield apply
-    finally:
-        ops("lab", "reset", timeout=300)
 
 
 def git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:

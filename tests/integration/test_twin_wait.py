@@ -26,4 +26,4 @@ def test_wait_until_a_drift_is_reset(twin: Any) -> None:
     m = re.search(r"green after ([\d.]+) s: mounts::test_mount\[vm210:/mnt/media\]", p.stdout)
     assert m and 6 <= float(m.group(1)) <= 90, out
     assert "not green yet (mounts::test_mount[vm210:/mnt/media]: FAIL)" in out
-    assert re.search(r"^ops verify: \d+/\d+ PASS, 3 SKIP", p.stdout, re.M), out
+    assert re.search(r"^ops verify: \d+/\d+ PASS, 3 SKIP", p.stdout, re.MULTILINE), out

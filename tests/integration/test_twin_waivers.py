@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import shutil
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from twinrun import REPO, ops
 
@@ -31,18 +29,6 @@ def waiver(days_from: int = -1, days_to: int = 10, **more: Any) -> dict[str, Any
     return {"gate": GATE, "reason": "remount pending the NAS firmware update", "owner": "ronny",
             "since": str(TODAY + timedelta(days=days_from)),
             "expires": str(TODAY + timedelta(days=days_to)), **more}
-
-
-@pytest.fixture
-def drifted(twin: dict[str, Any]) -> Iterator[Any]:
-    """Apply lab drifts for one test; the twin is reset after it whatever happened."""
-    def apply(*scenarios: str) -> None:
-        for s in scenarios:
-            ops("lab", "drift", s, timeout=180)
-    try:
-        yield apply
-    finally:
-        ops("lab", "reset", timeout=300)
 
 
 def mount_test(res: dict[str, Any]) -> dict[str, Any]:

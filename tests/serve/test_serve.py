@@ -1,5 +1,5 @@
 """`ops serve` on replayed facts (no host asked): real HTTP on a free loopback port, real
-`ops verify` children, real signals. The twin test is test_serve_twin.py."""
+`ops verify` children, real signals. The twin test is tests/integration/test_twin_serve.py."""
 
 from __future__ import annotations
 

@@ -7,18 +7,15 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "integration"))
+SERVE_TESTS = Path(__file__).resolve().parents[1] / "serve"
+sys.path.insert(0, str(SERVE_TESTS))  # serverun, inside_get.py
 from serverun import Server
-from twinrun import OPS, lab_status, ops
+from twinrun import OPS, ops
 
 from opsverify.lab.layout import Layout
 
@@ -26,23 +23,9 @@ MOUNT_TEST = "gates/test_mounts.py::test_mount[vm210:/mnt/media]"
 SERVE = "http://127.0.0.1:9842"  # the twin's loopback, not this machine's
 
 
-@pytest.fixture(scope="module")
-def twin() -> Iterator[dict[str, Any]]:
-    """The lab twin (OPSVERIFY_LAB_NAME), up; taken down after if this module brought it up."""
-    if os.geteuid() != 0:
-        pytest.skip("the lab twin needs root")
-    was_up = lab_status() is not None
-    ops("lab", "up", timeout=600)
-    status = lab_status()
-    assert status, "ops lab up succeeded but ops lab status says it is not up"
-    yield status
-    if not was_up:
-        ops("lab", "down", timeout=300)
-
-
 def inside(url: str, *args: str, timeout: float = 90) -> dict[str, Any]:
     """tests/serve/inside_get.py in the twin's network: GET url until it answers as asked."""
-    p = ops("lab", "exec", "--", sys.executable, str(HERE / "inside_get.py"), url, *args,
+    p = ops("lab", "exec", "--", sys.executable, str(SERVE_TESTS / "inside_get.py"), url, *args,
             "--timeout", str(timeout), check=False, timeout=timeout + 60)
     assert p.returncode == 0, f"{url} {args}: {p.stdout[-1500:]}{p.stderr[-1500:]}"
     return json.loads(p.stdout)
