@@ -11,6 +11,11 @@ and twin memory, in all and per host), then, inside the twin (the bench re-runs 
 - verify: `ops verify -q` wall time (median of --runs), the verifier's own CPU time (user +
   sys: what one verifier spends; on the twin the hosts' sshd and fact scripts run on this
   machine's cores too, so the wall time holds their work) and its peak RSS;
+- the CPU of a run: the verifier's, and the hosts' (every sshd with what it ran: login, fact
+  script, tailscale CLI), which on the twin share this machine's cores: their sum over the
+  cores is the shortest run this machine allows;
+- the verifier alone: `ops verify --facts` on that run's saved facts (median of --runs), how the
+  verifier's own work grows with N apart from the hosts';
 - floor: pytest start-up (collecting every gate of this SSOT) + one SSH login and `true` on every
   host, all in parallel + the slowest HTTP probe or public route, all at once (as
   bench/verify_bench.py); the ratio verify / floor;
@@ -82,6 +87,20 @@ def logins(log_dir: Path, hosts: list[str]) -> dict[str, int]:
     return out
 
 
+def sshd_cpu() -> float:
+    """CPU seconds so far of every sshd on this machine, with the children it reaped: on the
+    twin, each host's login and everything its fact command ran (python3, the tailscale CLI)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if text[text.index("(") + 1:text.rindex(")")].startswith("sshd"):
+            ticks += sum(int(x) for x in text[text.rindex(")") + 2:].split()[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def chromium_open(page: Path) -> float | None:
     """Seconds headless Chromium takes to load and render the page, minus its start-up on an
     empty page (None without Chromium)."""
@@ -141,15 +160,22 @@ def inside(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="scale-bench-"))
     default = [*OPS, "verify", "-q", "--json", str(tmp / "r.json")]
     verify = [*default, *args.verify_args.split()]
-    before = logins(layout.logs, names)
+    before, hosts_cpu = logins(layout.logs, names), sshd_cpu()
     runs = [timed_child(verify) for _ in range(args.runs)]
-    after = logins(layout.logs, names)
+    hosts_cpu, after = (sshd_cpu() - hosts_cpu) / args.runs, logins(layout.logs, names)
     per_host = {h: (after[h] - before[h]) / args.runs for h in names}
     res = json.loads((tmp / "r.json").read_text())
     out.update(verify_s=statistics.median(r[0] for r in runs), rss_mib=max(r[1] for r in runs)
                / 1024, exit=runs[-1][2], tests=len(res["tests"]), counts=res["counts"],
                cpu_s=statistics.median(r[3] for r in runs), unreachable=sorted(res["unreachable"]),
-               logins_min=min(per_host.values()), logins_max=max(per_host.values()))
+               logins_min=min(per_host.values()), logins_max=max(per_host.values()),
+               hosts_cpu_s=hosts_cpu)
+    # The verifier alone: the same gates on this run's facts, replayed (no host, no API).
+    saved = tmp / "facts"
+    timed_child([*verify, "--save-facts", str(saved)])
+    replays = [timed_child([*OPS, "verify", "-q", "--facts", str(saved)]) for _ in range(args.runs)]
+    out.update(replay_s=statistics.median(r[0] for r in replays),
+               replay_cpu_s=statistics.median(r[3] for r in replays))
     startup, ssh, http = [], [], []
     for _ in range(args.runs):
         startup.append(timed_child([sys.executable, "-m", "pytest", "gates/", "--collect-only",
@@ -222,7 +248,7 @@ def one_size(n: int, args: argparse.Namespace) -> dict:
 def ledger_render(runs: int) -> str:
     p = subprocess.run([sys.executable, str(REPO / "bench/soak_report_bench.py"), "--runs",
                         str(runs)], cwd=REPO, capture_output=True, text=True, check=False)
-    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("render:")), None)
+    line = next((ln for ln in p.stdout.splitlines() if ln.startswith("render")), None)
     return line or f"soak_report_bench failed ({p.returncode}): {p.stderr[-300:]}"
 
 
@@ -241,6 +267,12 @@ def table(results: dict[int, dict]) -> None:
               f"{f['up_s'] / f['hosts']:>9.2f} {f['twin_pss_mib'] / f['hosts']:>8.0f}")
         print(f"{'':>4} floor = start-up {f['startup_s']:.2f} + SSH {f['ssh_s']:.2f} "
               f"+ HTTP {f['http_s']:.2f}; UNREACHABLE in the runs: {f['unreachable'] or 'none'}")
+        busy = (f["cpu_s"] + f["hosts_cpu_s"]) / (os.cpu_count() or 1)
+        print(f"{'':>4} CPU per run: verifier {f['cpu_s']:.2f} s + the hosts' sshd and fact "
+              f"commands {f['hosts_cpu_s']:.2f} s ({f['hosts_cpu_s'] / f['hosts'] * 1000:.0f} ms "
+              f"per host): on {os.cpu_count()} cores no run is shorter than {busy:.2f} s")
+        print(f"{'':>4} the verifier alone (replayed facts): {f['replay_s']:.2f} s, "
+              f"{f['replay_s'] / base['replay_s']:.2f} x N=3, CPU {f['replay_cpu_s']:.2f} s")
     for n, f in sorted(results.items()):
         if "frozen_host" in f:
             print(f"\nfrozen sshd on {f['frozen_host']} among {n}: {f['frozen_s']:.2f} s "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from opsverify import options
 from opsverify.commands import load_ssot
-from opsverify.facts.contract import replay_problem
+from opsverify.facts.saved import replay_problem
 from opsverify.settings import Settings
 
 EPILOG = """\

@@ -18,7 +18,8 @@ Besides facts, a saved file may hold a *record* of a source that gave none:
 
 problem(source, doc) says where a document breaks the contract: the JSON path, what was
 expected and the JSON type found, never the value (facts may hold what a secret looked like).
-`python -m opsverify.facts.contract DIR` checks saved facts and prints what that cost.
+`python -m opsverify.facts.contract DIR` checks saved facts and prints what that cost;
+opsverify/facts/saved.py reads saved files and directories against it.
 """
 
 from __future__ import annotations
@@ -376,55 +377,6 @@ class FactsContractError(Exception):
     def __init__(self, target: str, reason: str):
         self.target, self.reason = target, reason
         super().__init__(f"{target}: {reason}")
-
-
-class FactsFileError(ValueError):
-    """A saved facts file that is unreadable, not JSON, or breaks the contract."""
-
-
-def load_file(path: Path, source: str | None = None) -> dict[str, Any]:
-    """One saved facts file, checked against the contract; FactsFileError says where not."""
-    source = source or source_of(path.name) or path.stem
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise FactsFileError(f"{path}: unreadable ({exc.strerror or type(exc).__name__})") \
-            from None
-    except UnicodeDecodeError as exc:
-        raise FactsFileError(f"{path}: not JSON (not UTF-8 text at byte {exc.start})") from None
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:  # JSONDecodeError: where, never what
-        where = f" (line {exc.lineno} column {exc.colno}: {exc.msg})" \
-            if isinstance(exc, json.JSONDecodeError) else ""
-        raise FactsFileError(f"{path}: not JSON{where}") from None
-    found = problem(source, doc)
-    if found:
-        raise FactsFileError(f"{path}: {source} facts break the contract at {found}")
-    return doc
-
-
-def check_dir(directory: Path) -> list[str]:
-    """Every problem of the saved facts in directory (files of known sources only)."""
-    out = []
-    for path in sorted(Path(directory).glob("*.json")):
-        source = source_of(path.name)
-        if source is None:
-            continue
-        try:
-            load_file(path, source)
-        except FactsFileError as exc:
-            out.append(str(exc))
-    return out
-
-
-def replay_problem(directory: Path) -> str | None:
-    """Why `--facts directory` cannot be replayed (one line, for a usage error), or None."""
-    bad = check_dir(directory)
-    if not bad:
-        return None
-    more = f" (and {len(bad) - 1} more file{'s' if len(bad) > 2 else ''})" if len(bad) > 1 else ""
-    return f"--facts: {bad[0]}{more}"
 
 
 def main(argv: list[str]) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from opsverify import redact
-from opsverify.facts import contract
+from opsverify.facts import contract, saved
 from opsverify.facts.diff_flat import (
     API_SECTIONS,
     NOISE,
@@ -142,8 +142,8 @@ def load_dir(directory: Path) -> dict[str, dict[str, Any]]:
         if source is None:
             continue  # results.json and the like, beside the facts
         try:
-            out[source] = contract.load_file(path, source)
-        except contract.FactsFileError as exc:
+            out[source] = saved.load_file(path, source)
+        except saved.FactsFileError as exc:
             raise DiffInputError(str(exc)) from None
     if not out:
         raise DiffInputError(f"{directory}: no saved facts in it (host-NAME.json, "

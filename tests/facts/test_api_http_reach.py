@@ -20,9 +20,9 @@ from api_servers import Answer, Seen, scripted, silent_listener
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsverify.families import routes, services
 from opsverify.facts import api_http, reach, xmlbody
 from opsverify.facts.api_client import Api, make_client
+from opsverify.families import routes, services
 from opsverify.settings import Settings
 from opsverify.ssot import Ssot, load
 from opsverify.verdict import Unreachable

@@ -20,8 +20,10 @@ from jsonschema import Draft202012Validator
 from verify.opsrun import CLEAN, SSOT, facts_dir, ops
 
 from opsverify.facts import contract
+from opsverify.facts import saved as saved_files
 from opsverify.facts import store as store_mod
-from opsverify.facts.contract import FactsContractError, FactsFileError
+from opsverify.facts.contract import FactsContractError
+from opsverify.facts.saved import FactsFileError
 from opsverify.facts.store import FactStore
 from opsverify.verdict import Unreachable
 
@@ -173,7 +175,7 @@ def test_host_facts_of_the_real_fact_script_keep_the_contract(tmp_path: Path) ->
     assert facts["stacks"]["s"]["plaintext_files"] and facts["stacks"]["s"]["compose"]["secrets"]
     assert facts["config"]["jellyseerr->radarr"]["ok"], facts["config"]
     assert "transport" in facts and "remote_s" in facts and "zfs" in facts
-    assert contract.check_dir(tmp_path / "saved") == []
+    assert saved_files.check_dir(tmp_path / "saved") == []
     replay = FactStore({}, deadline=5, replay_dir=tmp_path / "saved", contract=True)
     assert replay.get("host:lab") == json.loads((tmp_path / "saved" / "host-lab.json").read_text())
 
@@ -198,7 +200,7 @@ def test_api_facts_of_the_real_collectors_keep_the_contract(
     assert store.unreachable() == {} and store.broken() == {}
     assert sorted(p.name for p in saved.glob("*.json")) == [
         f"{s}.json" for s in sorted(contract.API_SOURCES)]
-    assert contract.check_dir(saved) == []
+    assert saved_files.check_dir(saved) == []
 
 
 def test_validating_a_whole_run_costs_a_few_ms() -> None:
@@ -248,7 +250,7 @@ def test_a_collector_of_the_wrong_shape_is_an_error_naming_path_and_type(tmp_pat
     store.save()
     saved = json.loads((tmp_path / "host-vm209.json").read_text())
     assert saved == {"error": str(err.value).removeprefix("host:vm209: ")}
-    assert contract.check_dir(tmp_path) == []
+    assert saved_files.check_dir(tmp_path) == []
     assert PLANTED not in "".join(p.read_text() for p in tmp_path.iterdir())
     replay = FactStore({}, deadline=5, replay_dir=tmp_path, contract=True)
     with pytest.raises(FactsContractError, match="restart_count: expected integer"):
@@ -319,7 +321,7 @@ def test_a_saved_file_of_the_wrong_shape_names_file_path_and_type(case: str, tmp
     change, name, message = BAD[case]
     d = facts_dir(tmp_path / "facts", change)
     with pytest.raises(FactsFileError) as err:
-        contract.load_file(d / name)
+        saved_files.load_file(d / name)
     assert str(err.value).startswith(f"{d / name}: ") and message in str(err.value)
     assert PLANTED not in str(err.value)
     # the gates' own replay (pytest gates/ --facts DIR): an ERROR naming the file and the path
@@ -337,15 +339,15 @@ def test_a_saved_file_of_the_wrong_shape_names_file_path_and_type(case: str, tmp
 def test_a_file_that_is_not_json_is_named(text: bytes, why: str, tmp_path: Path) -> None:
     (tmp_path / "host-vm209.json").write_bytes(text)
     with pytest.raises(FactsFileError, match="^" + str(tmp_path / "host-vm209.json") + ": "):
-        contract.load_file(tmp_path / "host-vm209.json")
-    assert contract.check_dir(tmp_path) == [f"{tmp_path / 'host-vm209.json'}: {why}"]
+        saved_files.load_file(tmp_path / "host-vm209.json")
+    assert saved_files.check_dir(tmp_path) == [f"{tmp_path / 'host-vm209.json'}: {why}"]
 
 
 def test_files_of_no_known_source_are_left_alone(tmp_path: Path) -> None:
     d = facts_dir(tmp_path / "facts")
     (d / "notes.json").write_text("not json at all")
     (d / "README").write_text("x")
-    assert contract.check_dir(d) == []
+    assert saved_files.check_dir(d) == []
     assert contract.source_of("host-media-stack.json") == "host:media-stack"
     assert contract.source_of("results.json") is None
 

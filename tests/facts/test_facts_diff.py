@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 from opsrun import CLEAN, SSOT, Facts, facts_dir, mount, ops
 
 from opsverify import families
-from opsverify.facts import contract, diff
+from opsverify.facts import contract, diff, saved
 
 HOST_FAMILIES = "containers, mounts, reachability, secrets, stale_refs, wiring"
 CANARY = "canary-Zq8wX3vT9"
@@ -364,7 +364,7 @@ def test_twin_diff_names_exactly_what_the_drift_changed(twin: None, tmp_path: Pa
         out = tmp_path / name
         p = lab("lab", "exec", "--", *OPS, "verify", "-q", "--save-facts", str(out),
                 check=False, timeout=300)
-        assert p.returncode in (0, 1) and contract.check_dir(out) == [], p.stdout[-2000:]
+        assert p.returncode in (0, 1) and saved.check_dir(out) == [], p.stdout[-2000:]
         return out
 
     lab("lab", "reset", timeout=300)

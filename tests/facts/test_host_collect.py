@@ -289,3 +289,14 @@ def test_ssot_collectors_through_the_fact_store(sshd: Sshd, monkeypatch) -> None
     [entry] = store.remote_commands
     assert entry["host"] == "vm209" and '"retired":["100.117.1.53","100.92.156.118"]' in \
         entry["command"]
+
+
+def test_the_login_socket_acks_at_once(sshd: Sshd) -> None:
+    # tests/facts/test_ssh_socket.py says why; here: the real login uses that socket
+    backend = ssh_transport.Backend(sshd.target, sshd.settings(), time.monotonic() + 10)
+    try:
+        sock = backend.login().get_transport().sock
+        assert isinstance(sock, ssh_transport._QuickAckSocket)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK) == 1
+    finally:
+        backend.close()

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import samples
 
-from opsverify.families import routes, secrets
 from opsverify.facts import api_cloudflare, api_infisical
+from opsverify.families import routes, secrets
 from opsverify.ssot.model import Route, SecretPath
 
 STREAMING = SecretPath("/apps/streaming", "streaming-stack",

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from opsverify.families.values import canonical, host_of, is_loopback, is_tailscale, mentions, same
 from opsverify.families.containers import image_ref
 from opsverify.families.decom import when
 from opsverify.families.mounts import mode, server_of
 from opsverify.families.routes import rule_for
 from opsverify.families.stale_refs import place
+from opsverify.families.values import canonical, host_of, is_loopback, is_tailscale, mentions, same
 
 
 @pytest.mark.parametrize(("expected", "actual"), [

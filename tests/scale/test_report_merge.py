@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from opsverify import results
-from opsverify.outputs import files
 from opsverify.commands import report
+from opsverify.outputs import files
 from opsverify.ssot import load
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from opsverify import redact, results
-from opsverify.outputs import files
+from opsverify import redact
 from opsverify.facts.store import FactStore
+from opsverify.outputs import files
 from opsverify.soak import ledger
 
 

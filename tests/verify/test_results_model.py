@@ -12,8 +12,8 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from opsverify import results
-from opsverify.outputs import files, junit, prometheus, terminal
 from opsverify.commands import verify
+from opsverify.outputs import files, junit, prometheus, terminal
 
 
 def fake(outcomes: dict[str, int], families: int = 11, hosts: int = 3,

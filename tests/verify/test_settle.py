@@ -54,6 +54,6 @@ def test_the_deadline_ends_the_wait_and_the_last_verdict_stands() -> None:
 
 def test_a_first_run_without_results_is_not_retried() -> None:
     asked = []
-    res, green = wait(lambda ids: asked.append(ids), deadline_s=60, interval_s=1,
+    res, _green = wait(lambda ids: asked.append(ids), deadline_s=60, interval_s=1,
                       show=lambda s: None)
     assert res is None and asked == [None]
