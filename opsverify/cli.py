@@ -26,11 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="opsverify: drift gates for the media stack, checked against the SSOT.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # Every module in opsverify/commands defines `register(subparsers)`, adding one command
-    # whose `func(args) -> int` is its exit code.
+    # A module in opsverify/commands defines `register(subparsers)`, adding one command whose
+    # `func(args) -> int` is its exit code; one without it is a subcommand its parent adds
+    # (ssot_capture and ssot_coverage: `ops ssot capture|coverage`, from ssot_check).
     names = [m.name for m in pkgutil.iter_modules(commands.__path__)]
     for name in sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
-        importlib.import_module(f"opsverify.commands.{name}").register(sub)
+        module = importlib.import_module(f"opsverify.commands.{name}")
+        if hasattr(module, "register"):
+            module.register(sub)
     return parser
 
 

@@ -70,45 +70,36 @@ def entities(ssot: Ssot) -> list[Entity]:
     def add(kind: str, name: str, where: tuple[str, int], obj: Any, parent: Any = None) -> None:
         out.append(Entity(kind, name, where[0], where[1], obj, parent))
 
-    for name, h in ssot.hosts.items():
-        add("host", name, at("hosts", name), h)
-    for name, st in ssot.stacks.items():
-        add("stack", name, at("stacks", name), st)
+    # the kinds an SSOT file keys by one attribute of the object: (kind, objects, key, attribute)
+    keyed = (("host", ssot.hosts.values(), "hosts", "name"),
+             ("stack", ssot.stacks.values(), "stacks", "name"),
+             ("route", ssot.routes, "routes", "hostname"), ("probe", ssot.probes, "probes", "name"),
+             ("secret_path", ssot.secret_paths, "secret_paths", "path"),
+             ("generated_env", ssot.generated_env, "generated_env", "path"),
+             ("decommission", ssot.decommissions, "decommissions", "host"),
+             ("scrape_target", ssot.scrape_targets, "scrape_targets", "name"),
+             ("promql_rule", ssot.rules, "rules", "name"),
+             ("planned", ssot.planned, "planned", "name"), ("vm", vms.declared(ssot), "vms", "name"))
+    for kind, objects, top, attr in keyed:
+        for o in objects:
+            add(kind, getattr(o, attr), at(top, getattr(o, attr)), o)
     for c in ssot.containers:
         add("container", c.ref, at("stacks", c.stack, "containers", c.name), c)
     for i, m in enumerate(ssot.mounts):
         add("mount", f"{m.host}:{m.path}", at("mounts", i), m)
-    for r in ssot.routes:
-        add("route", r.hostname, at("routes", r.hostname), r)
-    for p in ssot.probes:
-        add("probe", p.name, at("probes", p.name), p)
-    for sp in ssot.secret_paths:
-        add("secret_path", sp.path, at("secret_paths", sp.path), sp)
     for sp in ssot.secret_paths:
         for i, k in enumerate(sp.keys):
             add("secret_key", f"{sp.path}:{k}", at("secret_paths", sp.path, "keys", i),
                 Key(sp.path, k), parent=sp)
-    for g in ssot.generated_env:
-        add("generated_env", g.path, at("generated_env", g.path), g)
     references = list(ssot.doc.get("references") or {})
     for i, c in enumerate(ssot.config_checks):
         top = "references" if i < len(references) else "app_settings"
         add("config_check", c.name, at(top, c.name), c)
     for i, r in enumerate(ssot.doc.get("retired_addresses") or []):
         add("retired_address", r["address"], at("retired_addresses", i), r["address"])
-    for d in ssot.decommissions:
-        add("decommission", d.host, at("decommissions", d.host), d)
-    for t in ssot.scrape_targets:
-        add("scrape_target", t.name, at("scrape_targets", t.name), t)
-    for r in ssot.rules:
-        add("promql_rule", r.name, at("rules", r.name), r)
-    for p in ssot.planned:
-        add("planned", p.name, at("planned", p.name), p)
-    for v in vms.declared(ssot):
-        add("vm", v.name, at("vms", v.name), v)
     for w in waivers_mod.declared(ssot):
         out.append(Entity("waiver", w.gate, w.file, w.line, w))
-    return out
+    return sorted(out, key=lambda e: KINDS.index(e.kind))  # stable: file order within a kind
 
 
 def _touched(ssot: Ssot, gate: families.Gate) -> Iterator[Any]:

@@ -23,6 +23,12 @@ host, stand-ins for Cloudflare, Infisical, Proxmox VE and the tailscale/zfs CLIs
 run against it unchanged: `ops lab exec -- ops verify`."""
 
 
+UP_DESCRIPTION = """\
+Build the twin from the SSOT and wait until every container, stand-in and scrape target is as
+the SSOT says. A twin left by a crash, or built from another SSOT, is removed first; a healthy
+one of the same SSOT is reset."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     lab = sub.add_parser("lab", help="build, inspect, break and remove the lab twin",
                          description=DESCRIPTION,
@@ -36,10 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmds = lab.add_subparsers(dest="lab_command", metavar="SUBCOMMAND", required=True)
 
     p = cmds.add_parser("up", parents=[common], help="build the twin from the SSOT",
-                        description="Build the twin from the SSOT and wait until every "
-                                    "container, stand-in and scrape target is as the SSOT says. "
-                                    "A twin left by a crash, or built from another SSOT, is "
-                                    "removed first; a healthy one of the same SSOT is reset.",
+                        description=UP_DESCRIPTION,
                         epilog="exit codes: 0 up, 1 failed, 2 prerequisites missing or bad SSOT")
     options.add(p, "ssot")
     p.add_argument("--fresh", action="store_true",

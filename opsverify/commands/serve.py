@@ -75,14 +75,17 @@ exit codes:
   2  bad option, invalid SSOT, unsafe settings, refused listen address or token file"""
 
 
+DESCRIPTION = """\
+Run `ops verify` every --every (never two at once) and serve the last result
+over HTTP: /healthz for uptime monitors, /metrics for Prometheus, / for the
+HTML report, /results.json for the results model. Takes the selection flags
+of `ops verify`."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "serve", help="run the gates on a schedule; serve health, metrics and the report",
-        description="Run `ops verify` every --every (never two at once) and serve the last "
-                    "result over HTTP: /healthz for uptime monitors, /metrics for Prometheus, "
-                    "/ for the HTML report, /results.json for the results model. Takes the "
-                    "selection flags of `ops verify`.",
-        epilog=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("serve", description=DESCRIPTION, epilog=HELP,
+                       help="run the gates on a schedule; serve health, metrics and the report",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9842",
                    help="address to serve on (default 127.0.0.1:9842; port 0: any free port)")
     p.add_argument("--every", metavar="DURATION", default="5m", help="interval (default 5m)")

@@ -37,15 +37,17 @@ def soak_dir(arg: Path | None) -> Path:
     return arg or Path(os.environ.get("OPSVERIFY_SOAK_DIR") or DEFAULT_DIR)
 
 
+DESCRIPTION = """\
+Run `ops verify` every --every for --for (the scope's 72-hour soak: --every 5m
+--for 72h), appending each run to a ledger in the soak directory, with a live
+progress line. A soak killed at any moment keeps every completed run; --resume
+NAME continues it. `ops soak report NAME` renders the ledger as one HTML file."""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser(
-        "soak", help="run the gates repeatedly over a window and report on it",
-        description="Run `ops verify` every --every for --for (the scope's 72-hour soak: "
-                    "--every 5m --for 72h), appending each run to a ledger in the soak "
-                    "directory, with a live progress line. A soak killed at any moment keeps "
-                    "every completed run; --resume NAME continues it. "
-                    "`ops soak report NAME` renders the ledger as one HTML file.",
-        epilog=EXIT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser("soak", description=DESCRIPTION, epilog=EXIT_HELP,
+                       help="run the gates repeatedly over a window and report on it",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--every", metavar="DURATION", default=None, help="interval, e.g. 5m, 30s")
     p.add_argument("--for", dest="window", metavar="DURATION", default=None,
                    help="window, e.g. 72h, 20s")

@@ -14,6 +14,12 @@ from opsverify.commands import load_ssot
 from opsverify.facts.saved import replay_problem
 from opsverify.settings import Settings
 
+DESCRIPTION = """\
+Read the live facts of each HOST (the same single read-only SSH command
+`ops verify` runs; the SSOT must name the host in hosts.yaml, which says
+how to reach it) and write the SSOT entries it shows, in the shipped
+files' layout and style, for review and merging into ssot/."""
+
 EPILOG = """\
 examples:
   ops lab exec -- ops ssot capture vm209 vm210 --out captured/
@@ -31,18 +37,10 @@ exit codes: 0 written, 1 a fragment failed its schema (nothing written), 2 inval
 usage (a host the SSOT does not name), 4 a host could not be read"""
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """No command of its own: `ops ssot` (ssot_check) adds `capture` with add_parser()."""
-
-
 def add_parser(ssot_sub: argparse._SubParsersAction) -> None:
-    p = ssot_sub.add_parser(
-        "capture", help="write SSOT YAML from what the hosts run (like goss add)",
-        description="Read the live facts of each HOST (the same single read-only SSH command\n"
-                    "`ops verify` runs; the SSOT must name the host in hosts.yaml, which says\n"
-                    "how to reach it) and write the SSOT entries it shows, in the shipped\n"
-                    "files' layout and style, for review and merging into ssot/.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = ssot_sub.add_parser("capture", description=DESCRIPTION, epilog=EPILOG,
+                            help="write SSOT YAML from what the hosts run (like goss add)",
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("hosts", nargs="+", metavar="HOST", help="an SSOT host name (vm209)")
     p.add_argument("--stack", metavar="NAME",
                    help="only this stack: write just its stacks.yaml fragment")

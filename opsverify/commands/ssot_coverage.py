@@ -12,20 +12,18 @@ import sys
 from opsverify import coverage, options
 from opsverify.commands import load_ssot
 
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """No command of its own: `ops ssot` (ssot_check) adds `coverage` with add_parser()."""
+DESCRIPTION = """\
+List every SSOT entity (host, stack, container, mount, route, probe, Infisical path and key,
+generated .env, wiring check, retired address, decommission record, scrape target, PromQL rule,
+planned item, VM, waiver) as KIND NAME FILE:LINE GATE-IDS, from the family registry (no gate
+is run). An entity no gate checks is named as FILE:LINE: KIND NAME."""
 
 
 def add_parser(ssot_sub: argparse._SubParsersAction) -> None:
-    p = ssot_sub.add_parser(
-        "coverage", help="list every SSOT entity with the gates that check it",
-        description="List every SSOT entity (host, stack, container, mount, route, probe, "
-                    "Infisical path and key, generated .env, wiring check, retired address, "
-                    "decommission record, scrape target, PromQL rule, planned item, VM, waiver) "
-                    "as KIND NAME FILE:LINE GATE-IDS, from the family registry (no gate is "
-                    "run). An entity no gate checks is named as FILE:LINE: KIND NAME.",
-        epilog="exit codes: 0 every entity checked, 1 an entity no gate checks, 2 invalid SSOT")
+    p = ssot_sub.add_parser("coverage", description=DESCRIPTION,
+                            help="list every SSOT entity with the gates that check it",
+                            epilog="exit codes: 0 every entity checked, 1 an entity no gate "
+                                   "checks, 2 invalid SSOT")
     options.add(p, "ssot")
     p.add_argument("--json", action="store_true",
                    help="print {entities: [{kind, name, file, line, gates}], total, checked, "

@@ -116,6 +116,15 @@ def _mode(options: Iterable[str]) -> str | None:
     return "ro" if "ro" in opts else "rw" if "rw" in opts else None
 
 
+def _mount_parts(o: _Out, subject: str, m: dict[str, Any], prefix: str) -> None:
+    """What a mount (prefix "") or its fstab line (prefix "fstab ") says, attribute by attribute."""
+    o.put("mounts", subject, prefix + "source", m.get("source"))
+    o.put("mounts", subject, prefix + "fstype", m.get("fstype"))
+    o.put("mounts", subject, prefix + "mode", _mode(m.get("options")))
+    o.put("mounts", subject, prefix + "options", Items(x for x in m.get("options") or []
+                                                       if x not in ("ro", "rw")))
+
+
 def _dockers_own(m: dict[str, Any]) -> bool:
     """A mount Docker makes for a container (its root file system, network namespace, /dev/shm):
     one comes and goes with every recreate, and no gate reads them."""
@@ -150,19 +159,11 @@ def _host(host: str, doc: dict[str, Any], names: Names, o: _Out) -> None:
             continue
         s = f"mount {host}:{m.get('target')}"
         o.entity("mounts", s, f"{m.get('source')} {m.get('fstype')} {_mode(m.get('options'))}")
-        o.put("mounts", s, "source", m.get("source"))
-        o.put("mounts", s, "fstype", m.get("fstype"))
-        o.put("mounts", s, "mode", _mode(m.get("options")))
-        o.put("mounts", s, "options", Items(x for x in m.get("options") or []
-                                            if x not in ("ro", "rw")))
+        _mount_parts(o, s, m, "")
     for f in doc.get("fstab") or []:
         s = f"mount {host}:{f.get('target')}"
         o.flat.setdefault(("mounts", s, ""), f"in fstab: {f.get('source')} {f.get('fstype')}")
-        o.put("mounts", s, "fstab source", f.get("source"))
-        o.put("mounts", s, "fstab fstype", f.get("fstype"))
-        o.put("mounts", s, "fstab mode", _mode(f.get("options")))
-        o.put("mounts", s, "fstab options", Items(x for x in f.get("options") or []
-                                                  if x not in ("ro", "rw")))
+        _mount_parts(o, s, f, "fstab ")
     for e in doc.get("fstab_errors") or []:
         s = f"mount {host}:{e.get('target')}" if e.get("target") else f"fstab on {host}"
         o.put("mounts", s, f"fstab line {e.get('line')}", e.get("error"))
