@@ -90,7 +90,10 @@ class Server:
         """The pids of its child processes (the `ops verify` runs)."""
         out: list[int] = []
         for task in Path(f"/proc/{self.proc.pid}/task").glob("*/children"):
-            out += [int(p) for p in task.read_text().split()]
+            try:
+                out += [int(p) for p in task.read_text().split()]
+            except FileNotFoundError:  # a thread that ended since the glob: it has no children
+                continue
         return out
 
     def stop(self, timeout: float = 20) -> int:
