@@ -1,7 +1,8 @@
 """Wall time of a full `ops verify` on the lab twin beside its floor, measured in the same run.
 
 floor = pytest start-up (collecting every gate) + one SSH round trip per host, all hosts in
-parallel + the slowest HTTP probe or public route, all at once. The goal: full ≤ 1.3 × floor (issue 15).
+parallel + the slowest HTTP probe or public route, all at once. The goal (issue 15): full ≤ 1.3 ×
+floor.
 
     sudo .venv/bin/python bench/verify_bench.py [--runs 5]     (re-runs itself inside the twin)
 """

@@ -167,6 +167,9 @@ class _WithoutProxy:
                 if k not in ("proxycommand", "proxyjump")}
 
 
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
+
+
 class _QuickAckSocket(socket.socket):
     """A TCP socket that acknowledges every segment at once (Linux TCP_QUICKACK, re-armed after
     each read: the kernel drops it again by itself).
@@ -181,9 +184,6 @@ class _QuickAckSocket(socket.socket):
         data = super().recv(bufsize, flags)
         self.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
         return data
-
-
-_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
 
 
 def connect_socket(address: str, port: int, timeout: float) -> socket.socket:
