@@ -43,14 +43,24 @@ def forms(value: str) -> set[str]:
 def register(*values: str | None) -> None:
     """Remember secret values so that scrub() masks them, in every spelling, wherever they
     appear."""
+    register_known({f for v in values if v and len(v) >= _MIN_LEN for f in forms(v)
+                    if len(f) >= _MIN_LEN})
+
+
+def known() -> frozenset[str]:
+    """Every registered spelling (a forked collector hands these to its parent)."""
+    with _lock:
+        return frozenset(_secrets)
+
+
+def register_known(spellings: frozenset[str] | set[str]) -> None:
+    """Add spellings as they are (known() of another process: a forked collector's)."""
     global _pattern
     with _lock:
         before = len(_secrets)
-        _secrets.update(f for v in values if v and len(v) >= _MIN_LEN for f in forms(v)
-                        if len(f) >= _MIN_LEN)
+        _secrets.update(spellings)
         if len(_secrets) != before:
-            ordered = sorted(_secrets, key=len, reverse=True)
-            _pattern = re.compile("|".join(map(re.escape, ordered)))
+            _pattern = re.compile("|".join(map(re.escape, sorted(_secrets, key=len, reverse=True))))
 
 
 def scrub(text: str) -> str:

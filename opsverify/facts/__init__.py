@@ -16,3 +16,23 @@ of the keys the SSOT names: a value at or below a key that names a secret
 scalar leaves, never a subtree (likewise a probe's `json`). A contract violation is reported
 by JSON path and type, never by value.
 """
+
+import importlib
+import sys
+import types
+
+
+class _OnFirstUse(types.ModuleType):
+    """Stands in for a module until an attribute of it is asked for, then imports it."""
+
+    __spec__ = None  # `import NAME` finds this in sys.modules and asks nothing more of it
+
+    def __getattr__(self, attr: str):
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return getattr(importlib.import_module(self.__name__), attr)
+
+
+# paramiko imports invoke (~45 ms: asyncio, unittest.mock, a YAML parser) only to run an ssh_config
+# `Match exec` line; most configs have none, and then it is never imported at all.
+sys.modules.setdefault("invoke", _OnFirstUse("invoke"))

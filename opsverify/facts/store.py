@@ -32,7 +32,7 @@ from opsverify.facts import contract as facts_contract
 from opsverify.facts import saved
 from opsverify.facts.contract import FactsContractError
 from opsverify.outputs.files import write_atomic
-from opsverify.redact import scrub_obj
+from opsverify.redact import register_known, scrub_obj
 from opsverify.verdict import Unreachable
 
 Collector = Callable[[], dict[str, Any]]
@@ -66,15 +66,17 @@ class FactStore:
     def sources(self) -> list[str]:
         return sorted(self._collectors)
 
-    def prefetch(self, sources: Iterable[str]) -> None:
-        """Collect the given sources concurrently, each bounded by the deadline."""
+    def prefetch(self, sources: Iterable[str], at_once: int | None = None) -> None:
+        """Collect the given sources concurrently, at most at_once (--parallel; default
+        AT_ONCE) at a time, each bounded by the deadline."""
         todo = [s for s in dict.fromkeys(sources) if not self._known(s)]
-        if len(todo) > AT_ONCE:
+        at_once = max(1, at_once or AT_ONCE)
+        if len(todo) > at_once:
             # Each source's timeout counts from its own start: 100 fact scripts started at
             # once can outlast it waiting for CPU (the lab twin's hosts share the verifier's
             # cores), and beyond a few dozen hosts the verifier's own share of each login is
             # the limit anyway. A hung source holds a worker for one timeout, as below.
-            with ThreadPoolExecutor(AT_ONCE, thread_name_prefix="prefetch") as pool:
+            with ThreadPoolExecutor(at_once, thread_name_prefix="prefetch") as pool:
                 list(pool.map(lambda s: self.prefetch([s]), todo))
             return
         # One daemon thread per source, not a pool: a collector hung where no timeout reaches
@@ -100,6 +102,26 @@ class FactStore:
         if source in self._broken:
             raise FactsContractError(source, self._broken[source])
         return self._facts[source]
+
+    def collected(self) -> dict[str, dict[str, Any]]:
+        """The facts of every source collected so far."""
+        with self._lock:
+            return dict(self._facts)
+
+    def adopt(self, found: Any) -> None:
+        """Take over what another store collected (a live.Collected: facts, unreachable and
+        broken sources, audited commands, the secret values its collectors registered)."""
+        register_known(found.secrets)
+        with self._lock:
+            self.remote_commands.extend(found.remote_commands)
+            for source, reason in found.unreachable.items():
+                self._unreachable.setdefault(source, reason)
+            for source, reason in found.broken.items():
+                if source not in self._unreachable:
+                    self._broken.setdefault(source, reason)
+            for source, facts in found.facts.items():
+                if not (source in self._unreachable or source in self._broken):
+                    self._facts.setdefault(source, facts)
 
     def _known(self, source: str) -> bool:
         return source in self._facts or source in self._unreachable or source in self._broken

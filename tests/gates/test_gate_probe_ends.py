@@ -279,3 +279,32 @@ def test_the_parameters_hold_no_secret_and_are_checked() -> None:
         params["probes"][0].update(bad)
         with pytest.raises(ValueError, match=why):
             validate_params(params)
+
+
+@pytest.mark.parametrize("head, status", [
+    (b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic\r\n", 401),
+    (b"HTTP/1.0 200 OK\r\n", 200), (b"HTTP/1.1 204\r\n", 204), (b"HTTP/1.1 302 Found", 302),
+    (b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", None), (b"HTTP/1.1 2000 OK\r\n", None),
+    (b"HTTP/1.1 099 Low\r\n", None), (b"", None), (b"<html>hello</html>\n", None)])
+def test_the_status_line_is_read_or_refused(head: bytes, status: int | None) -> None:
+    assert probes.status_of(head) == status
+
+
+@pytest.mark.parametrize("speaks, error", [
+    (b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n", "not an HTTP answer"),
+    (b"", "not an HTTP answer (closed without a word)")])
+def test_a_port_that_is_not_http_reads_as_such(speaks: bytes, error: str) -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def answer() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(4096)  # the request read: closing on unread data would reset it
+                conn.sendall(speaks)
+
+        threading.Thread(target=answer, daemon=True).start()
+        got = ask([{"name": "x", "port": listener.getsockname()[1], "path": "/",
+                    "address": "127.0.0.1"}])
+    assert [(t["status"], t["error"]) for t in got["x"]] == [(None, error)]

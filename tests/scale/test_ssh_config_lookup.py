@@ -47,3 +47,19 @@ def test_each_caller_gets_its_own_copy() -> None:
     config = ssh_transport.SshConfig.from_text(CONFIG)
     config.lookup("exact")["identityfile"].append("changed")
     assert "changed" not in config.lookup("exact")["identityfile"]
+
+
+def test_match_exec_runs_though_invoke_is_imported_only_then() -> None:
+    # paramiko runs `Match exec` through invoke, which opsverify/facts/__init__.py imports on
+    # first use only (~45 ms a run saved): it must still work the moment a config needs it.
+    import subprocess
+    import sys
+
+    code = ("import sys; from opsverify.facts import ssh_transport as t\n"
+            "print(type(sys.modules['invoke']).__name__)\n"
+            "text = 'Match exec \"test 1 = 1\"\\n    User yes\\nMatch exec \"false\"\\n    Port 9\\n'\n"
+            "print(t.SshConfig.from_text(text).lookup('h').get('user'),"
+            " t.SshConfig.from_text(text).lookup('h').get('port'),"
+            " type(sys.modules['invoke']).__name__)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert p.stdout.split() == ["_OnFirstUse", "yes", "None", "module"], p.stderr

@@ -183,26 +183,27 @@ def test_project_tests_outside_gates_are_left_alone(tmp_path: Path) -> None:
 
 def test_parallel_prefetch_never_exceeds_n(monkeypatch: pytest.MonkeyPatch) -> None:
     import fixtures.facts
-    import fixtures.ssot
     from fixtures import outcomes
+    from opsverify.facts.store import FactStore
 
     active, peak, lock = [0], [0], threading.Lock()
 
-    class Store:
-        def prefetch(self, sources: list[str]) -> None:
-            with lock:
-                active[0] += 1
-                peak[0] = max(peak[0], active[0])
-            time.sleep(0.05)
-            with lock:
-                active[0] -= 1
+    def collect() -> dict:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return {}
 
-    monkeypatch.setattr(fixtures.facts, "store_of", lambda config: Store())
-    monkeypatch.setattr(fixtures.facts, "sources_for", lambda item: [f"host:{item}"])
-    outcomes.prefetch_limited(object(), [f"h{i}" for i in range(8)], 2)  # type: ignore[arg-type]
-    assert peak[0] == 2
-    outcomes.prefetch_limited(object(), [f"h{i}" for i in range(8)], 8)  # type: ignore[arg-type]
-    assert peak[0] == 8
+    for n in (2, 8):
+        store = FactStore({f"host:h{i}": collect for i in range(8)}, deadline=5)
+        monkeypatch.setattr(fixtures.facts, "store_of", lambda config, store=store: store)
+        monkeypatch.setattr(fixtures.facts, "sources_for", lambda item: [f"host:{item}"])
+        peak[0] = 0
+        outcomes.prefetch_limited(object(), [f"h{i}" for i in range(8)], n)  # type: ignore[arg-type]
+        assert peak[0] == n and len(store.collected()) == 8
 
 
 def test_no_gate_output_when_nothing_collected(tmp_path: Path) -> None:

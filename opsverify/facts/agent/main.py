@@ -4,8 +4,9 @@ commands.BOOTSTRAP registers the modules of commands.script_payload() on the hos
 own names and calls main(PARAMS). One SSH round trip per host returns everything the host
 families need, in the shape of `host:<name>` in opsverify/facts/__init__.py.
 
-Sections run one after another in a worker thread; the main thread waits at most budget_s and
-then prints whatever finished, so a hung NFS read costs one section, not the host's facts.
+Sections run one after another in worker threads (lanes: the file and socket reads in one, each
+program in its own); the main thread waits at most budget_s and then prints whatever finished,
+so a hung NFS read costs one section, not the host's facts.
 Errors never carry file content: parsers name lines, OSErrors name paths.
 
 Sent to the hosts (see agent/__init__.py): stdlib only, Python 3.8.
@@ -39,6 +40,34 @@ def main(arg: str) -> None:
     sys.stdout.flush()
 
 
+class Lane(threading.Thread):
+    """Sections run one after another in a daemon thread; a hung one costs itself and those
+    after it in this lane only."""
+
+    def __init__(self, sections: list[tuple[str, Callable[[Context], dict[str, Any]]]],
+                 ctx: Context,
+                 done: dict[str, Any], errors: dict[str, str]):
+        super().__init__(name=f"opsverify-{sections[0][0]}", daemon=True)
+        self.sections, self.ctx, self.done, self.errors = sections, ctx, done, errors
+        self.running = ""
+
+    def run(self) -> None:
+        for name, fn in self.sections:
+            self.running = name
+            try:
+                self.done.update(fn(self.ctx))
+            except Exception as exc:  # noqa: BLE001 -- one broken section must not cost the others
+                self.errors[name] = describe_error(exc)
+        self.running = ""
+
+    def report_hung(self, budget: float) -> None:
+        names = [name for name, _ in self.sections]
+        hung = self.running
+        self.errors[hung] = f"did not finish within {budget:.1f} s (hung filesystem?)"
+        self.errors.update({name: f"not run: {hung} did not finish"
+                            for name in names[names.index(hung) + 1:]})
+
+
 def hostname_facts(ctx: Context) -> dict[str, Any]:
     return {"hostname": socket.gethostname()}  # from the kernel (uname), no command
 
@@ -62,36 +91,27 @@ def collect(params: dict[str, Any], started: float | None = None) -> dict[str, A
         asking = probes.start(ctx)
     except Exception as exc:  # noqa: BLE001 -- the other sections still run
         early = describe_error(exc)
-    # looked up on each run, so that a test can stand in for one section
-    sections: list[tuple[str, Callable[[Context], dict[str, Any]]]] = [
+    # looked up on each run, so that a test can stand in for one section. A lane runs its
+    # sections in order in a thread of its own: the programs wait on a child process (tailscale
+    # answers in ~20 ms) while the file and socket reads of the first lane go on.
+    reads: list[tuple[str, Callable[[Context], dict[str, Any]]]] = [
         ("hostname", hostname_facts), ("mounts", fstab.mounts_facts),
-        ("fstab", fstab.fstab_facts), ("tailscale", programs.tailscale_facts)]
+        ("fstab", fstab.fstab_facts), ("docker", docker.docker_facts),
+        ("stacks", stacks.stacks_facts), ("config", configs.config_facts),
+        ("stale_refs", scan.stale_refs_facts)]
+    lanes = [reads, [("tailscale", programs.tailscale_facts)]]
     if params.get("zfs"):
         facts["zfs"] = {"ok": False, "error": "not collected", "datasets": []}
-        sections.append(("zfs", programs.zfs_facts))
-    sections += [("docker", docker.docker_facts), ("stacks", stacks.stacks_facts),
-                 ("config", configs.config_facts), ("stale_refs", scan.stale_refs_facts)]
+        lanes.append([("zfs", programs.zfs_facts)])
     done: dict[str, Any] = {}
     errors: dict[str, str] = {}
-    running = [""]
-
-    def work() -> None:
-        for name, fn in sections:
-            running[0] = name
-            try:
-                done.update(fn(ctx))
-            except Exception as exc:  # noqa: BLE001 -- one broken section must not cost the others
-                errors[name] = describe_error(exc)
-        running[0] = ""
-
-    worker = threading.Thread(target=work, name="opsverify-facts", daemon=True)
-    worker.start()
-    worker.join(max(0.0, ctx.deadline - time.monotonic()) + 0.2)
-    if worker.is_alive():  # its section is stuck in a read; report the rest
-        hung = running[0]
-        errors[hung] = f"did not finish within {ctx.budget:.1f} s (hung filesystem?)"
-        later = [name for name, _ in sections][[name for name, _ in sections].index(hung) + 1:]
-        errors.update({name: f"not run: {hung} did not finish" for name in later})
+    workers = [Lane(sections, ctx, done, errors) for sections in lanes]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(max(0.0, ctx.deadline - time.monotonic()) + 0.2)
+        if worker.is_alive():  # its section is stuck in a read; report the rest
+            worker.report_hung(ctx.budget)
     facts.update(dict(done))
     if asking is None:
         errors["probes"] = early

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported when run: each call of the CLI pays its imports
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_ENV = "TAILSCALE_STANDIN_STATE"
 DEFAULT_STATE = "/var/lib/tailscale/standin.json"
@@ -56,6 +58,8 @@ def seed(
 
 
 def _derive_v6(v4: str) -> str:
+    import ipaddress  # only when seeding, not on every call of the CLI
+
     low = int(ipaddress.IPv4Address(v4)) & 0xFFFFFFFF
     return str(ipaddress.IPv6Address((0xFD7A115CA1E0 << 80) | low))
 

@@ -7,7 +7,10 @@ import fcntl
 import json
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported when run: each call of the CLI pays its imports
+if TYPE_CHECKING:
+    from typing import Any
 
 STATE_ENV = "ZFS_STANDIN_STATE"
 DEFAULT_STATE = "/var/lib/zfs-standin/datasets.json"
