@@ -69,6 +69,12 @@ def scrub(text: str) -> str:
     return pattern.sub(MASK, text) if pattern and text else text
 
 
+def holds_secret(text: str) -> bool:
+    """Whether text holds any registered secret, in any spelling (JSON-escaped included)."""
+    pattern = _pattern
+    return bool(pattern and text and pattern.search(text))
+
+
 def scrub_obj(obj: Any) -> Any:
     """A JSON-like structure with every string scrubbed."""
     if isinstance(obj, str):

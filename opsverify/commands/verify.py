@@ -212,10 +212,10 @@ def run(args: argparse.Namespace) -> int:
     received = Received()
     head = head_start(ssot, args)
     try:
-        rc = run_pytest(pytest_argv(args), received, *([head] if head else []))
+        rc = run_pytest(pytest_argv(args), received, *([HeadStartPlugin(head)] if head else []))
     finally:
         if head is not None:
-            head.close()
+            head.close()  # reaped, and killed first if the run ended without its facts
     code = exit_code(rc, received.results)
     if received.results is None or code != received.results["exit_code"]:
         write_reports(args, received.results, code)  # the run's own reports cannot know this
@@ -255,14 +255,15 @@ def run_waiting(args: argparse.Namespace) -> int:
 
 def head_start(ssot: ssot_pkg.Ssot, args: argparse.Namespace) -> Any:
     """The facts of the selected gates, collected by a forked child while pytest starts
-    (opsverify/facts/live.py); None when they cannot be known before pytest collects (-k)."""
+    (opsverify/facts/live.py); None for replayed facts, and for -k: which gates it selects is
+    only known once pytest has collected them."""
     if args.facts is not None or args.keyword is not None:
         return None
     from opsverify.facts import live
     from opsverify.settings import Settings
 
-    return HeadStartPlugin.of(live.HeadStart.begin(
-        ssot, Settings.from_env(timeout=args.timeout), args.family, args.host, args.parallel))
+    return live.HeadStart.begin(
+        ssot, Settings.from_env(timeout=args.timeout), args.family, args.host, args.parallel)
 
 
 class HeadStartPlugin:
@@ -271,17 +272,10 @@ class HeadStartPlugin:
     def __init__(self, head: Any):
         self.head = head
 
-    @classmethod
-    def of(cls, head: Any) -> HeadStartPlugin | None:
-        return cls(head) if head is not None else None
-
     def pytest_configure(self, config: Any) -> None:
         from fixtures.facts import HEAD_START
 
         config.stash[HEAD_START] = self.head
-
-    def close(self) -> None:
-        self.head.close()
 
 
 class Received:

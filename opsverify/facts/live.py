@@ -28,6 +28,7 @@ import select
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,31 @@ def collectors(ssot: Ssot, settings: Settings, record: Any = None) -> dict[str, 
     from opsverify.facts.hosts import host_collectors
 
     return {**host_collectors(ssot, settings, record=record), **api_collectors(ssot, settings)}
+
+
+class OnDemand(Mapping[str, Collector]):
+    """collectors(...) built when first looked up: the parent of a head start that brought
+    every fact never imports the collectors (~0.17 s of CPU) at all."""
+
+    def __init__(self, build: Callable[[], dict[str, Collector]]):
+        self._build = build
+        self._built: dict[str, Collector] | None = None
+        self._lock = threading.Lock()
+
+    def _all(self) -> dict[str, Collector]:
+        with self._lock:
+            if self._built is None:
+                self._built = self._build()
+            return self._built
+
+    def __getitem__(self, source: str) -> Collector:
+        return self._all()[source]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
 
 
 def selected_sources(ssot: Ssot, family_names: list[str], hosts: list[str]) -> list[str]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ def _file_name(source: str) -> str:
 class FactStore:
     """Collects each source at most once; a source that fails stays UNREACHABLE for the run."""
 
-    def __init__(self, collectors: dict[str, Collector], *, deadline: float,
+    def __init__(self, collectors: Mapping[str, Collector], *, deadline: float,
                  replay_dir: Path | None = None, save_dir: Path | None = None,
                  contract: bool = False):
         self._collectors = collectors

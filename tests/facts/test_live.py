@@ -110,10 +110,10 @@ def test_a_child_stuck_outside_its_collectors_is_killed_at_its_limit() -> None:
 
 
 def test_no_head_start_where_it_would_not_be_safe() -> None:
-    from opsverify.settings import Settings
-
     # pytest's session may run threads (servers of other tests): fork() is then refused
     import threading
+
+    from opsverify.settings import Settings
 
     stop = threading.Event()
     t = threading.Thread(target=stop.wait, daemon=True)
@@ -167,3 +167,14 @@ def test_the_child_asks_for_exactly_what_pytest_would(families: list[str],
     assert p.returncode == 0, p.stderr[-2000:]
     pytest_wants = json.loads(p.stdout.strip().splitlines()[-1])
     assert sorted(live.selected_sources(load(), families, hosts)) == pytest_wants
+
+
+def test_a_store_that_adopted_everything_never_builds_its_collectors() -> None:
+    built: list[int] = []
+    store = FactStore(live.OnDemand(lambda: built.append(1) or {}), deadline=1)
+    store.adopt(live.Collected(facts={"http": {"y": 2}}))
+    store.prefetch(["http"])
+    assert store.get("http") == {"y": 2} and built == []  # paramiko and httpx never imported
+    store.prefetch(["proxmox"])  # one the head start did not bring: built now, once
+    store.prefetch(["cloudflare"])
+    assert built == [1] and set(store.unreachable()) == {"proxmox", "cloudflare"}

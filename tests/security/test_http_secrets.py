@@ -100,3 +100,16 @@ def test_every_spelling_of_a_secret_is_masked() -> None:
     for how, text in spellings.items():
         shown = redact.scrub(f"error: {text} (end)")
         assert "rd" not in shown and "7f3a" not in shown, (how, shown)
+
+
+@pytest.mark.parametrize("secret", ['pa"ss\\word-Ünïcode-7', "plain-canary-secret-8", "tab\there-9x"])
+def test_one_search_of_json_text_finds_a_secret_in_its_escaped_spelling(secret: str) -> None:
+    # fixtures/outcomes._evidence walks a test's evidence only when this says it must
+    from opsverify import redact
+
+    redact.register(secret)
+    evidence = {"config": {"url": f"http://x/?k={secret}", "list": [1, None, secret]}}
+    text = json.dumps(evidence, default=str)
+    assert redact.holds_secret(text)
+    assert secret not in json.dumps(redact.scrub_obj(json.loads(text)))
+    assert not redact.holds_secret(json.dumps({"config": {"url": "http://x/"}}))
