@@ -110,6 +110,9 @@ def collect(ssot: Ssot, settings: Settings, sources: list[str], at_once: int) ->
                      list(store.remote_commands), redact.known())
 
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent ends
+
+
 class HeadStart:
     """The forked child collecting while pytest starts; result() hands its Collected over."""
 
@@ -129,12 +132,13 @@ class HeadStart:
         most = len(hosts or ssot.active_hosts) + len(API_SOURCES)
         limit_s = -(-most // at_once) * (settings.timeout + 5) + 5  # the store's bound, per wave
         read_fd, write_fd = os.pipe()
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: collect, write, leave without running anything of the parent's
             code = 1
             try:
                 os.close(read_fd)
-                signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it with the parent
+                _detach(parent)
                 sources = selected_sources(ssot, family_names, hosts)
                 data = pickle.dumps(collect(ssot, settings, sources, at_once),
                                     protocol=pickle.HIGHEST_PROTOCOL)
@@ -180,6 +184,24 @@ class HeadStart:
             except ChildProcessError:
                 pass
             self.pid = 0
+
+
+def _detach(parent: int) -> None:
+    """The child ends with its parent, and holds none of its terminal or pipes: a caller that
+    reads `ops verify`'s output to the end (a soak run, a CI step) must not wait for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it with the parent
+    try:  # a parent killed outright (SIGKILL) takes it along: no SSH session lingers
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: it ends on its own, within the store's bound
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
 
 
 def _unpickled(data: bytes) -> Collected | None:

@@ -4,9 +4,11 @@ the parent's store holds afterwards what an in-process collection would have hel
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,21 @@ def test_a_store_that_adopted_everything_never_builds_its_collectors() -> None:
     store.prefetch(["proxmox"])  # one the head start did not bring: built now, once
     store.prefetch(["cloudflare"])
     assert built == [1] and set(store.unreachable()) == {"proxmox", "cloudflare"}
+
+
+def test_a_verifier_killed_outright_leaves_no_collector_behind() -> None:
+    # the child holds none of the parent's pipes (a caller reading to EOF does not wait for
+    # it) and ends with the parent (PR_SET_PDEATHSIG), even one killed with SIGKILL
+    code = CHILD.format(repo=str(REPO), crash="time.sleep(600)", timeout=30, setup="pass",
+                        sources=["crash"]).split("started = time.monotonic()")[0]
+    code += "print(child, flush=True)\nos.kill(os.getpid(), 9)\n"
+    started = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
+                       text=True, timeout=60, cwd=REPO, check=False)
+    assert time.monotonic() - started < 20  # EOF came with the parent's death, not the child's
+    child = int(p.stdout.split()[-1])
+    deadline = time.monotonic() + 5
+    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stat = Path(f"/proc/{child}/stat")
+    assert not stat.exists() or stat.read_text().split(")")[1].split()[0] == "Z"  # reaped soon
