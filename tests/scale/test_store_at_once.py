@@ -13,7 +13,8 @@ from opsverify.facts.store import FactStore
 from opsverify.verdict import Unreachable
 
 
-def test_a_hundred_sources_never_run_more_than_at_once() -> None:
+@pytest.mark.parametrize("at_once", [None, 8, 2])  # None: AT_ONCE; else --parallel N
+def test_a_hundred_sources_never_run_more_than_at_once(at_once: int | None) -> None:
     running, peak, lock = [0], [0], threading.Lock()
 
     def collector(i: int):
@@ -28,8 +29,8 @@ def test_a_hundred_sources_never_run_more_than_at_once() -> None:
         return collect
 
     s = FactStore({f"host:h{i}": collector(i) for i in range(100)}, deadline=5)
-    s.prefetch(s.sources)
-    assert peak[0] <= store_mod.AT_ONCE
+    s.prefetch(s.sources, at_once=at_once)
+    assert peak[0] == (at_once or store_mod.AT_ONCE)
     assert all(s.get(f"host:h{i}") == {"i": i} for i in range(100))
 
 

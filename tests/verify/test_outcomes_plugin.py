@@ -6,8 +6,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import threading
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -181,29 +179,21 @@ def test_project_tests_outside_gates_are_left_alone(tmp_path: Path) -> None:
     assert p.returncode == 1 and "ops verify:" not in p.stdout
 
 
-def test_parallel_prefetch_never_exceeds_n(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parallel_prefetch_hands_n_to_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the store keeps to it: tests/scale/test_store_at_once.py
     import fixtures.facts
     from fixtures import outcomes
-    from opsverify.facts.store import FactStore
 
-    active, peak, lock = [0], [0], threading.Lock()
+    asked: list[tuple[list[str], int | None]] = []
 
-    def collect() -> dict:
-        with lock:
-            active[0] += 1
-            peak[0] = max(peak[0], active[0])
-        time.sleep(0.05)
-        with lock:
-            active[0] -= 1
-        return {}
+    class Store:
+        def prefetch(self, sources: list[str], at_once: int | None = None) -> None:
+            asked.append((sources, at_once))
 
-    for n in (2, 8):
-        store = FactStore({f"host:h{i}": collect for i in range(8)}, deadline=5)
-        monkeypatch.setattr(fixtures.facts, "store_of", lambda config, store=store: store)
-        monkeypatch.setattr(fixtures.facts, "sources_for", lambda item: [f"host:{item}"])
-        peak[0] = 0
-        outcomes.prefetch_limited(object(), [f"h{i}" for i in range(8)], n)  # type: ignore[arg-type]
-        assert peak[0] == n and len(store.collected()) == 8
+    monkeypatch.setattr(fixtures.facts, "store_of", lambda config: Store())
+    monkeypatch.setattr(fixtures.facts, "sources_for", lambda item: [f"host:{item}", "http"])
+    outcomes.prefetch_limited(object(), ["h1", "h2"], 2)  # type: ignore[arg-type]
+    assert asked == [(["host:h1", "http", "host:h2"], 2)]
 
 
 def test_no_gate_output_when_nothing_collected(tmp_path: Path) -> None:
