@@ -101,10 +101,8 @@ def collect(ssot: Ssot, settings: Settings, sources: list[str], at_once: int) ->
     """Collect the sources as a run's store would, at most at_once at a time."""
     if not sources:
         return Collected()
-    box: list[FactStore] = []
-    store = FactStore(collectors(ssot, settings, lambda *a: box[0].record_command(*a)),
+    store = FactStore(OnDemand(lambda: collectors(ssot, settings, store.record_command)),
                       deadline=settings.timeout, contract=True)
-    box.append(store)
     store.prefetch(sources, at_once=at_once)
     return Collected(store.collected(), store.unreachable(), store.broken(),
                      list(store.remote_commands), redact.known())
