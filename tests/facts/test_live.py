@@ -171,15 +171,27 @@ def test_the_child_asks_for_exactly_what_pytest_would(families: list[str],
     assert sorted(live.selected_sources(load(), families, hosts)) == pytest_wants
 
 
-def test_a_store_that_adopted_everything_never_builds_its_collectors() -> None:
-    built: list[int] = []
-    store = FactStore(live.OnDemand(lambda: built.append(1) or {}), deadline=1)
-    store.adopt(live.Collected(facts={"http": {"y": 2}}))
-    store.prefetch(["http"])
-    assert store.get("http") == {"y": 2} and built == []  # paramiko and httpx never imported
-    store.prefetch(["proxmox"])  # one the head start did not bring: built now, once
-    store.prefetch(["cloudflare"])
-    assert built == [1] and set(store.unreachable()) == {"proxmox", "cloudflare"}
+def test_collectors_are_built_by_kind_on_first_use(monkeypatch) -> None:
+    from opsverify.facts import apis, hosts
+    from opsverify.settings import Settings
+
+    ssot, settings = load(), Settings()
+    built: list[str] = []
+    real_hosts, real_apis = hosts.host_collectors, apis.api_collectors
+    monkeypatch.setattr(hosts, "host_collectors",
+                        lambda *a, **k: built.append("hosts") or real_hosts(*a, **k))
+    monkeypatch.setattr(apis, "api_collectors",
+                        lambda *a, **k: built.append("apis") or real_apis(*a, **k))
+    lazy = live.collectors(ssot, settings)
+    assert sorted(lazy) == sorted([*real_hosts(ssot, settings), *real_apis(ssot, settings)])
+    store = FactStore(lazy, deadline=1)
+    store.adopt(live.Collected(facts={"http": {"y": 2}, "host:vm209": {"x": 1}},
+                               unreachable={"host:vm210": "refused"}))
+    store.prefetch(["http", "host:vm209", "host:vm210"])
+    assert store.get("http") == {"y": 2} and built == []  # nothing imported, nothing asked
+    assert "proxmox" in lazy and "host:nowhere" not in lazy and built == []
+    assert callable(lazy["proxmox"]) and built == ["apis"]  # one kind, built once
+    assert callable(lazy["cloudflare"]) and built == ["apis"]
 
 
 def test_a_verifier_killed_outright_leaves_no_collector_behind() -> None:
