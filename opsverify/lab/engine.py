@@ -111,8 +111,12 @@ def create(cl: docker.DockerClient, spec: ContainerSpec, **override: Any) -> Any
                               "labels": spec.labels, "healthcheck": spec.healthcheck,
                               "binds": [f"{s}:{d}:rw" for s, d in spec.binds.items()]}
     kw.update(override)
+    # init: docker-init (tini) is PID 1 and reaps orphans. busybox `timeout` in a health check
+    # leaves its watchdog behind; under a PID 1 that never waits (node_exporter) each check left
+    # a zombie: 2 a minute per container, the machine's 32,768 PIDs gone within a long soak.
     host_config = cl.api.create_host_config(
-        network_mode="host", restart_policy={"Name": "unless-stopped"}, binds=kw.pop("binds"))
+        network_mode="host", restart_policy={"Name": "unless-stopped"}, binds=kw.pop("binds"),
+        init=True)
     # The SDK refuses port bindings beside host networking; dockerd keeps them (with a warning,
     # "Published ports are discarded when using host network mode"), as the SSOT's declaration.
     host_config["PortBindings"] = port_bindings(spec)

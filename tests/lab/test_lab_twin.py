@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,27 @@ def test_each_vm_runs_exactly_its_ssot_containers(lab: Any) -> None:
             assert labels["com.docker.compose.service"] == cname
             assert a["HostConfig"]["NetworkMode"] == "host"
             assert a["RestartCount"] == 0
+
+
+def test_what_a_health_check_leaves_behind_is_reaped(lab: Any) -> None:
+    # busybox `timeout` forks a watchdog that outlives the command: under a PID 1 that never
+    # waits (node_exporter), each check left a zombie, and a long soak ran out of PIDs
+    h = lab.status["hosts"]["vm210"]
+    cl = docker.DockerClient(base_url=f"unix://{h['docker_socket']}", version="1.41")
+    box = cl.containers.get("node-exporter")
+    for _ in range(3):
+        assert box.exec_run(["sh", "-c", "timeout 1 true"]).exit_code == 0
+    time.sleep(2.5)  # the watchdogs have given up by now
+    pids = box.attrs["State"]["Pid"]
+    zombies = [p for p in _descendants(pids) if _state(p) == "Z"]
+    assert not zombies, [(p, _cmd(p)) for p in zombies]
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
 
 
 def test_services_and_routes_answer_as_the_gates_ask(lab: Any) -> None:
