@@ -123,9 +123,6 @@ def collect(ssot: Ssot, settings: Settings, sources: list[str], at_once: int) ->
                      list(store.remote_commands), redact.known())
 
 
-PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent ends
-
-
 class HeadStart:
     """The forked child collecting while pytest starts; result() hands its Collected over."""
 
@@ -204,9 +201,9 @@ def _detach(parent: int) -> None:
     reads `ops verify`'s output to the end (a soak run, a CI step) must not wait for it."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)  # Ctrl-C ends it with the parent
     try:  # a parent killed outright (SIGKILL) takes it along: no SSH session lingers
-        import ctypes
+        from opsverify import lifetime  # ctypes: imported in the child only
 
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        lifetime.die_with_parent()
     except (OSError, AttributeError):
         pass  # not Linux: it ends on its own, within the store's bound
     if os.getppid() != parent:  # the parent died before the request took effect

@@ -5,7 +5,6 @@ the last one, its outputs rendered once (requests only send them); --state keeps
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -18,13 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from opsverify import redact, results
+from opsverify import lifetime, redact, results
 from opsverify.outputs.files import write_atomic
 from opsverify.outputs.html import page
 from opsverify.outputs.ledger import iso
 from opsverify.outputs.prometheus import prometheus_text
 from opsverify.outputs.terminal import headline
-from opsverify.soak.runner import PR_SET_PDEATHSIG, _last_words
+from opsverify.soak.runner import _last_words
 
 STATE_FORMAT = "opsverify-serve/1"
 
@@ -49,7 +48,7 @@ class Scheduler(threading.Thread):
         self.workdir = Path(tempfile.mkdtemp(prefix="ops-serve-"))
         # Resolved here, before any thread runs: the forked child (of a threaded process)
         # only makes the call, no import, no dlopen, no lock.
-        self._prctl = ctypes.CDLL(None, use_errno=True).prctl
+        self._prctl = lifetime.prctl_function()
 
     def snapshot(self) -> tuple[dict[str, Any] | None, int, bool]:
         with self.lock:
@@ -108,7 +107,7 @@ class Scheduler(threading.Thread):
 
     def _die_with_parent(self) -> None:
         # A verify child must not outlive an `ops serve` killed with SIGKILL.
-        self._prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        lifetime.die_with_parent(self._prctl)
 
     def kill(self) -> None:
         """Kill the running child and its process group (if any)."""

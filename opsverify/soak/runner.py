@@ -20,17 +20,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from opsverify import redact, results
+from opsverify import lifetime, redact, results
 from opsverify.outputs.ledger import record
 from opsverify.soak.ledger import Writer
 
-PR_SET_PDEATHSIG = 1
+
 def _die_with_parent() -> None:
     # A verify child must not outlive a soak killed with SIGKILL.
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    lifetime.die_with_parent()
     os.setsid()
 
 
