@@ -6,6 +6,8 @@ them, in their intended state, and nothing else; `up` and `reset` both use it.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -181,8 +183,10 @@ def _converge_state(cl: docker.DockerClient, c: Any, spec: ContainerSpec) -> Non
     if spec.running:
         if st.get("Paused"):
             c.unpause()
-        if st.get("Running") and _process_state(st.get("Pid")) == "T":
-            c.kill(signal="SIGCONT")  # frozen by a drift: thaw, the health check recovers
+        frozen = [p for p in app_pids(c) if _process_state(p) == "T"] if st.get("Running") else []
+        if frozen:  # by a drift: thaw, the health check recovers
+            for pid in frozen:
+                os.kill(pid, signal.SIGCONT)
         elif st.get("Running") and (st.get("Health") or {}).get("Status") == "unhealthy":
             c.restart(timeout=STOP_TIMEOUT)
         elif not st.get("Running"):
@@ -193,6 +197,15 @@ def _converge_state(cl: docker.DockerClient, c: Any, spec: ContainerSpec) -> Non
         if not st.get("Running"):
             c.start()  # intentionally stopped containers ran once and exited, as in the soak
         c.stop(timeout=STOP_TIMEOUT)
+
+
+def app_pids(c: Any) -> list[int]:
+    """The container's application: the children of its PID 1, docker-init (create(): init)."""
+    init = c.attrs["State"].get("Pid")
+    try:
+        return [int(p) for p in Path(f"/proc/{init}/task/{init}/children").read_text().split()]
+    except (FileNotFoundError, ValueError):
+        return []
 
 
 def _process_state(pid: int | None) -> str | None:
