@@ -8,6 +8,7 @@ twin that `reset` converges back; `ops lab reset` restores everything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -216,7 +217,8 @@ def container_unhealthy(d: Drifter) -> None:
     # Bazarr hangs: its process stops answering, the health check times out. (Its process, not
     # the container's PID 1: that is docker-init, which cannot pass SIGSTOP on.)
     for pid in engine.app_pids(d.docker("vm210").containers.get("bazarr")):
-        os.kill(pid, signal.SIGSTOP)
+        with contextlib.suppress(ProcessLookupError):  # it may end meanwhile
+            os.kill(pid, signal.SIGSTOP)
     d.wait("docker says bazarr is unhealthy", lambda: d.health("vm210", "bazarr") == "unhealthy")
 
 

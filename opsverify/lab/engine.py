@@ -6,6 +6,7 @@ them, in their intended state, and nothing else; `up` and `reset` both use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -186,7 +187,8 @@ def _converge_state(cl: docker.DockerClient, c: Any, spec: ContainerSpec) -> Non
         frozen = [p for p in app_pids(c) if _process_state(p) == "T"] if st.get("Running") else []
         if frozen:  # by a drift: thaw, the health check recovers
             for pid in frozen:
-                os.kill(pid, signal.SIGCONT)
+                with contextlib.suppress(ProcessLookupError):  # it may end meanwhile
+                    os.kill(pid, signal.SIGCONT)
         elif st.get("Running") and (st.get("Health") or {}).get("Status") == "unhealthy":
             c.restart(timeout=STOP_TIMEOUT)
         elif not st.get("Running"):
