@@ -8,9 +8,7 @@ twin that `reset` converges back; `ops lab reset` restores everything.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shlex
 import signal
 import subprocess
@@ -216,9 +214,7 @@ def stale_plugin(d: Drifter) -> None:
 def container_unhealthy(d: Drifter) -> None:
     # Bazarr hangs: its process stops answering, the health check times out. (Its process, not
     # the container's PID 1: that is docker-init, which cannot pass SIGSTOP on.)
-    for pid in engine.app_pids(d.docker("vm210").containers.get("bazarr")):
-        with contextlib.suppress(ProcessLookupError):  # it may end meanwhile
-            os.kill(pid, signal.SIGSTOP)
+    engine.signal_app(engine.app_pids(d.docker("vm210").containers.get("bazarr")), signal.SIGSTOP)
     d.wait("docker says bazarr is unhealthy", lambda: d.health("vm210", "bazarr") == "unhealthy")
 
 

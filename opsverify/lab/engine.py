@@ -186,9 +186,7 @@ def _converge_state(cl: docker.DockerClient, c: Any, spec: ContainerSpec) -> Non
             c.unpause()
         frozen = [p for p in app_pids(c) if _process_state(p) == "T"] if st.get("Running") else []
         if frozen:  # by a drift: thaw, the health check recovers
-            for pid in frozen:
-                with contextlib.suppress(ProcessLookupError):  # it may end meanwhile
-                    os.kill(pid, signal.SIGCONT)
+            signal_app(frozen, signal.SIGCONT)
         elif st.get("Running") and (st.get("Health") or {}).get("Status") == "unhealthy":
             c.restart(timeout=STOP_TIMEOUT)
         elif not st.get("Running"):
@@ -208,6 +206,12 @@ def app_pids(c: Any) -> list[int]:
         return [int(p) for p in Path(f"/proc/{init}/task/{init}/children").read_text().split()]
     except (FileNotFoundError, ValueError):
         return []
+
+
+def signal_app(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # it may end between /proc and here
+            os.kill(pid, sig)
 
 
 def _process_state(pid: int | None) -> str | None:
