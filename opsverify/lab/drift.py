@@ -28,7 +28,7 @@ from .access import inside, ssh_argv
 from .drift_host import SCENARIOS as HOST_SCENARIOS
 from .image import split_ref
 from .layout import LabError, Layout
-from .proc import host_argv, stop
+from .proc import host_argv, signal_each, stop
 from .spec import MEDIA_DIRS, World
 from .status import status
 from .twin import load_world, reset
@@ -214,7 +214,7 @@ def stale_plugin(d: Drifter) -> None:
 def container_unhealthy(d: Drifter) -> None:
     # Bazarr hangs: its process stops answering, the health check times out. (Its process, not
     # the container's PID 1: that is docker-init, which cannot pass SIGSTOP on.)
-    engine.signal_app(engine.app_pids(d.docker("vm210").containers.get("bazarr")), signal.SIGSTOP)
+    signal_each(engine.app_pids(d.docker("vm210").containers.get("bazarr")), signal.SIGSTOP)
     d.wait("docker says bazarr is unhealthy", lambda: d.health("vm210", "bazarr") == "unhealthy")
 
 

@@ -6,8 +6,6 @@ them, in their intended state, and nothing else; `up` and `reset` both use it.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +18,7 @@ import docker.errors
 from .hosts import DOCKER_GROUP
 from .image import import_image, split_ref
 from .layout import LabError, Layout
-from .proc import alive, host_argv, spawn
+from .proc import alive, host_argv, signal_each, spawn, state
 from .spec import STOP_TIMEOUT, ContainerSpec, HostSpec
 
 API_VERSION = "1.41"  # Debian 12's engine (20.10); pinned so the SDK never has to ask
@@ -184,9 +182,9 @@ def _converge_state(cl: docker.DockerClient, c: Any, spec: ContainerSpec) -> Non
     if spec.running:
         if st.get("Paused"):
             c.unpause()
-        frozen = [p for p in app_pids(c) if _process_state(p) == "T"] if st.get("Running") else []
+        frozen = [p for p in app_pids(c) if state(p) == "T"] if st.get("Running") else []
         if frozen:  # by a drift: thaw, the health check recovers
-            signal_app(frozen, signal.SIGCONT)
+            signal_each(frozen, signal.SIGCONT)
         elif st.get("Running") and (st.get("Health") or {}).get("Status") == "unhealthy":
             c.restart(timeout=STOP_TIMEOUT)
         elif not st.get("Running"):
@@ -206,22 +204,6 @@ def app_pids(c: Any) -> list[int]:
         return [int(p) for p in Path(f"/proc/{init}/task/{init}/children").read_text().split()]
     except (FileNotFoundError, ValueError):
         return []
-
-
-def signal_app(pids: list[int], sig: signal.Signals) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):  # it may end between /proc and here
-            os.kill(pid, sig)
-
-
-def _process_state(pid: int | None) -> str | None:
-    if not pid:
-        return None
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return None
 
 
 def status(layout: Layout, hs: HostSpec) -> list[dict[str, Any]]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from opsverify.lab import standins
 
 from .layout import NETNS_DIR, LabError, Layout, write_private
-from .proc import alive, host_argv, netns_argv, ns_inode, run, spawn, stop
+from .proc import alive, host_argv, netns_argv, ns_inode, run, signal_each, spawn, stop
 from .spec import HostSpec, World, mount_argv, remount_argv
 
 BASE_FILES = Path("/usr/share/base-files")
@@ -399,11 +399,7 @@ def start_sshd(layout: Layout, hs: HostSpec, holder: int) -> int:
 
 
 def signal_sshd(holder: int, sig: int) -> None:
-    for pid in sshd_pids(holder):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+    signal_each(sshd_pids(holder), sig)
 
 
 def listening(pid: int) -> set[tuple[str, int]]:

@@ -57,11 +57,16 @@ def wait_for_line(log: Path, prefix: str, pid: int, timeout: float) -> str:
 
 def alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
+    return state(pid) not in (None, "Z")
+
+
+def state(pid: int) -> str | None:
+    """R, S, T (stopped), Z (zombie)... from /proc; None once the process is gone."""
     try:
         with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+            return fh.read().rsplit(")", 1)[1].split()[0]
     except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
+        return None
 
 
 def read_pid(pidfile: Path) -> int | None:
@@ -123,25 +128,25 @@ def own_lineage() -> set[int]:
 def stop(pids: Iterable[int], grace: float, sig: int = signal.SIGTERM) -> None:
     """Send `sig`, wait up to `grace` seconds, then SIGKILL whatever is left, and wait for it."""
     pids = [p for p in set(pids) - own_lineage() if alive(p)]
-    for pid in pids:
-        _signal(pid, sig)
+    signal_each(pids, sig)
     deadline = time.monotonic() + grace
     while pids and time.monotonic() < deadline:
         pids = [p for p in pids if alive(p)]
         time.sleep(0.05)
-    for pid in pids:
-        _signal(pid, signal.SIGKILL)
+    signal_each(pids, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while pids and time.monotonic() < deadline:
         pids = [p for p in pids if alive(p)]
         time.sleep(0.02)
 
 
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+def signal_each(pids: Iterable[int], sig: int) -> None:
+    """Signal each process; one that ended since it was found (in /proc) is no error."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def netns_argv(netns: Path) -> list[str]:

@@ -11,6 +11,7 @@ import docker
 import pytest
 
 from opsverify.lab import drift, drift_api, drift_host, hosts
+from opsverify.lab import proc as lab_proc
 from opsverify.lab.snapshot import diff, snapshot
 from opsverify.ssot import load
 
@@ -123,7 +124,7 @@ CHANGED: dict[str, Callable[[Any], None]] = {
         ssh_result(lab, "vm209")["error"] == "refused"
         and ssh_result(lab, "vm210")["rc"] == 0),
     "sshd-frozen-vm209": lambda lab: _assert(
-        {_proc_state(p) for p in hosts.sshd_pids(lab.holder("vm209"))} == {"T"}
+        {lab_proc.state(p) for p in hosts.sshd_pids(lab.holder("vm209"))} == {"T"}
         and ssh_result(lab, "vm209")["error"] == "timeout"),
     "fstab-broken-line-vm210": lambda lab: _assert(
         b"/mnt/media nfs4 ro,vers=4.2,_netdev,nofail  # " in read(lab, "vm210", "/etc/fstab")
@@ -172,11 +173,6 @@ def _imported(lab: Any, gone: tuple[str, ...]) -> None:
 
 def _assert(ok: bool) -> None:
     assert ok
-
-
-def _proc_state(pid: int) -> str:
-    with open(f"/proc/{pid}/stat") as fh:
-        return fh.read().rsplit(")", 1)[1].split()[0]
 
 
 def test_every_scenario_has_a_check() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import docker
 
 from opsverify.lab import hosts as lab_hosts
+from opsverify.lab import proc as lab_proc
 from opsverify.lab.snapshot import diff, snapshot
 from opsverify.ssot import load
 
@@ -134,15 +135,8 @@ def test_what_a_health_check_leaves_behind_is_reaped(lab: Any) -> None:
         assert box.exec_run(["sh", "-c", "timeout 1 true"]).exit_code == 0
     time.sleep(2.5)  # the watchdogs have given up by now
     pids = box.attrs["State"]["Pid"]
-    zombies = [p for p in _descendants(pids) if _state(p) == "Z"]
+    zombies = [p for p in _descendants(pids) if lab_proc.state(p) == "Z"]
     assert not zombies, [(p, _cmd(p)) for p in zombies]
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return ""
 
 
 def test_services_and_routes_answer_as_the_gates_ask(lab: Any) -> None:
