@@ -62,16 +62,17 @@ class OnDemand(Mapping[str, Collector]):
         kind = "hosts" if source.startswith("host:") else "apis"
         with self._locks[kind]:  # the first of a kind builds it; the others wait for that only
             if kind not in self._kinds:
-                if kind == "hosts":
-                    from opsverify.facts.hosts import host_collectors
-
-                    self._kinds[kind] = host_collectors(self._ssot, self._settings,
-                                                        record=self._record)
-                else:
-                    from opsverify.facts.apis import api_collectors
-
-                    self._kinds[kind] = api_collectors(self._ssot, self._settings)
+                self._kinds[kind] = self._build(kind)
             return self._kinds[kind]
+
+    def _build(self, kind: str) -> dict[str, Collector]:
+        if kind == "hosts":
+            from opsverify.facts.hosts import host_collectors
+
+            return host_collectors(self._ssot, self._settings, record=self._record)
+        from opsverify.facts.apis import api_collectors
+
+        return api_collectors(self._ssot, self._settings)
 
     def __contains__(self, source: object) -> bool:  # Mapping's own would build the kind
         return source in self._keys
